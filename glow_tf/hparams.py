@@ -1,0 +1,227 @@
+"""Hyperparameters: one frozen dataclass whose fields are openai/glow's train.py flags.
+
+Field names, defaults and meanings follow the original argparse flags (spec §1), so an openai command
+line carries over unchanged. The original's `-1` sentinels become `None`; values the original derived
+and wrote back onto `hps` (n_bins, n_y, image size, n_test, batch sizes) are read-only properties here.
+
+Extensions, each off by default so that the original's behaviour stays the default:
+  * `flow_permutation=3`: the LU-decomposed 1x1 convolution (dead code behind `if True:` in the original).
+  * `n_channels`: image channels (the original always had 3; MNIST was tiled to 3).
+  * `n_y`: number of classes; None picks the original's per-problem value.
+  * `eval_ema`, `resume`, `max_steps`, `jit_compile`: training-loop options of train.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+# --flow_permutation codes (the original's 0/1/2, plus our LU variant).
+REVERSE = 0
+SHUFFLE = 1
+INVCONV = 2
+INVCONV_LU = 3
+PERMUTATIONS = {REVERSE: "reverse", SHUFFLE: "shuffle", INVCONV: "1x1 conv", INVCONV_LU: "1x1 conv (LU)"}
+
+# --flow_coupling codes.
+ADDITIVE = 0
+AFFINE = 1
+COUPLINGS = {ADDITIVE: "additive", AFFINE: "affine"}
+
+# The original's multiplicative reparameterisation of every log-scale parameter: logs = 3 * stored.
+LOGSCALE_FACTOR = 3.0
+
+# Per-problem defaults for the original's -1 / '' flags (train.py and get_data.py).
+DEFAULT_IMAGE_SIZE = {
+    "mnist": 32, "fashion_mnist": 32, "cifar10": 32, "imagenet-oord": 64, "imagenet": 256,
+    "celeba": 256, "lsun_realnvp": 64, "lsun": 256,
+}
+DEFAULT_N_Y = {
+    "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "imagenet-oord": 1000, "imagenet": 1000,
+    "celeba": 1, "lsun_realnvp": 1, "lsun": 1,
+}
+DEFAULT_DATA_DIR = {
+    "imagenet-oord": "/mnt/host/imagenet-oord-tfr", "imagenet": "/mnt/host/imagenet-tfr",
+    "celeba": "/mnt/host/celeba-reshard-tfr", "lsun_realnvp": "/mnt/host/lsun_realnvp",
+    "lsun": "/mnt/host/lsun",
+}
+PROBLEMS = tuple(DEFAULT_IMAGE_SIZE)
+# The original's test-batch lookup, keyed by the per-GPU training batch (train.py).
+LOCAL_BATCH_TEST = {64: 50, 32: 25, 16: 10, 8: 5, 4: 2, 2: 2, 1: 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class HParams:
+    """All flags of openai/glow's train.py, with their defaults (spec §1)."""
+
+    # Logging and I/O.
+    verbose: bool = False
+    restore_path: str = ""
+    inference: bool = False
+    logdir: str = "./logs"
+    # Data.
+    problem: str = "cifar10"
+    category: str = ""
+    data_dir: str = ""
+    dal: int = 1
+    fmap: int = 1
+    pmap: int = 16
+    n_train: int = 50000
+    n_test: Optional[int] = None
+    n_batch_train: int = 64
+    n_batch_test: int = 50  # unused by the original, kept for command-line compatibility
+    n_batch_init: int = 256
+    # Optimisation.
+    optimizer: str = "adamax"
+    lr: float = 0.001
+    beta1: float = 0.9
+    polyak_epochs: float = 1
+    weight_decay: float = 1.0
+    epochs: int = 1000000
+    epochs_warmup: float = 10
+    epochs_full_valid: int = 50
+    gradient_checkpointing: int = 1
+    # Model.
+    image_size: Optional[int] = None
+    anchor_size: int = 32
+    width: int = 512
+    depth: int = 32
+    weight_y: float = 0.0
+    n_bits_x: int = 8
+    n_levels: int = 3
+    n_sample: int = 1  # unused by the original
+    epochs_full_sample: int = 50
+    learntop: bool = False
+    ycond: bool = False
+    seed: int = 0
+    flow_permutation: int = INVCONV
+    flow_coupling: int = ADDITIVE
+    # Extensions (see the module docstring).
+    n_channels: int = 3
+    n_y: Optional[int] = None
+    eval_ema: bool = False
+    resume: bool = True
+    max_steps: Optional[int] = None
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        if self.flow_permutation not in PERMUTATIONS:
+            raise ValueError(f"flow_permutation={self.flow_permutation!r} is not one of "
+                             f"{sorted(PERMUTATIONS)} ({', '.join(f'{k} {v}' for k, v in PERMUTATIONS.items())})")
+        if self.flow_coupling not in COUPLINGS:
+            raise ValueError(f"flow_coupling={self.flow_coupling!r} is not one of "
+                             f"{sorted(COUPLINGS)} ({', '.join(f'{k} {v}' for k, v in COUPLINGS.items())})")
+        if not 1 <= self.n_bits_x <= 8:
+            raise ValueError(f"n_bits_x={self.n_bits_x} must be between 1 and 8")
+        if self.n_levels < 1:
+            raise ValueError(f"n_levels={self.n_levels} must be at least 1")
+        if self.depth < 1 or self.width < 1:
+            raise ValueError(f"depth={self.depth} and width={self.width} must both be at least 1")
+        if self.n_channels < 1:
+            raise ValueError(f"n_channels={self.n_channels} must be at least 1")
+        if self.image_size is None and not self._problem_known:
+            raise ValueError(f"image_size is required for problem {self.problem!r}, which has no default "
+                             f"(defaults exist for {', '.join(PROBLEMS)})")
+        size = self.image_shape[0]
+        if size % 2 ** self.n_levels:
+            raise ValueError(f"image_size={size} is not divisible by 2**n_levels={2 ** self.n_levels} "
+                             f"(n_levels={self.n_levels}); every level halves the resolution")
+        if self.ycond and self.n_classes < 1:
+            raise ValueError(f"ycond needs at least one class, got n_y={self.n_y}")
+
+    @property
+    def _problem_known(self) -> bool:
+        return self.problem in DEFAULT_IMAGE_SIZE
+
+    # Derived values (the original assigned these back onto hps).
+    @property
+    def n_bins(self) -> int:
+        return 2 ** self.n_bits_x
+
+    @property
+    def image_shape(self) -> tuple:
+        """(H, W, C) of the images the model sees."""
+        size = self.image_size if self.image_size is not None else DEFAULT_IMAGE_SIZE[self.problem]
+        return (size, size, self.n_channels)
+
+    @property
+    def n_classes(self) -> int:
+        """The original's hps.n_y: class count of the problem, 1 for unlabelled data."""
+        if self.n_y is not None:
+            return self.n_y
+        return DEFAULT_N_Y.get(self.problem, 1)
+
+    @property
+    def top_shape(self) -> tuple:
+        """Shape (H, W, C) of z at the top prior."""
+        h, w, c = self.image_shape
+        scale = 2 ** self.n_levels
+        return (h // scale, w // scale, c * 4 ** self.n_levels // 2 ** (self.n_levels - 1))
+
+    @property
+    def n_dims(self) -> int:
+        h, w, c = self.image_shape
+        return h * w * c
+
+    def local_batch_train(self) -> int:
+        """Per-GPU training batch: n_batch_train images at anchor_size, scaled by area (spec §3.1)."""
+        return self.n_batch_train * self.anchor_size ** 2 // self.image_shape[0] ** 2
+
+    def local_batch_init(self) -> int:
+        return self.n_batch_init * self.anchor_size ** 2 // self.image_shape[0] ** 2
+
+    def train_its(self, size: int = 1) -> int:
+        """Steps in one "epoch" of n_train anchor-size images over `size` ranks (spec §3.1)."""
+        return int(math.ceil(self.n_train / (self.n_batch_train * size)))
+
+    def beta2(self, size: int = 1) -> float:
+        """The original's Adam/Adamax beta2 and Polyak decay: 1 - 1/(train_its*polyak_epochs)."""
+        return 1.0 - 1.0 / (self.train_its(size) * self.polyak_epochs)
+
+
+# Presets for the paper's experiments (spec §1.1 and §6). Each is a plain function.
+
+def cifar10() -> HParams:
+    """CIFAR-10 quantitative run: 3.35 bits/dim in the paper; 8 GPUs x 64."""
+    return HParams(problem="cifar10", image_size=32, n_levels=3, depth=32, width=512,
+                   flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=64)
+
+
+def imagenet32() -> HParams:
+    """Downsampled ImageNet 32x32: 4.09 bits/dim; 8 GPUs x 64."""
+    return HParams(problem="imagenet-oord", image_size=32, n_levels=3, depth=48, width=512,
+                   flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=64)
+
+
+def imagenet64() -> HParams:
+    """Downsampled ImageNet 64x64: 3.81 bits/dim; 8 GPUs x 16 (anchor 32 -> 64*32^2//64^2)."""
+    return HParams(problem="imagenet-oord", image_size=64, n_levels=4, depth=48, width=512,
+                   flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=64)
+
+
+def lsun64(category: str = "bedroom") -> HParams:
+    """LSUN 64x64 (RealNVP protocol: random crops of images whose short side is 96)."""
+    return HParams(problem="lsun_realnvp", category=category, image_size=64, n_levels=3, depth=48,
+                   width=512, flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True,
+                   n_batch_train=64)
+
+
+def celeba256() -> HParams:
+    """CelebA-HQ 256x256 at 5 bits, additive coupling; 40 GPUs x 1."""
+    return HParams(problem="celeba", image_size=256, n_levels=6, depth=32, width=512,
+                   flow_permutation=INVCONV, flow_coupling=ADDITIVE, n_bits_x=5, learntop=True,
+                   n_batch_train=64)
+
+
+def tiny() -> HParams:
+    """A seconds-on-CPU model for tests: 8x8 images, 2 levels of 2 steps, width 8."""
+    return HParams(problem="cifar10", image_size=8, n_levels=2, depth=2, width=8,
+                   flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=4,
+                   n_batch_init=4, n_train=16, n_test=8)
+
+
+PRESETS = {
+    "cifar10": cifar10, "imagenet32": imagenet32, "imagenet64": imagenet64, "lsun64": lsun64,
+    "celeba256": celeba256, "tiny": tiny,
+}
