@@ -1,0 +1,105 @@
+"""What every data source returns, and the batch arithmetic shared by all of them (spec §3.1).
+
+`DataSplits` replaces the original's `(train_iterator, test_iterator, data_init)` triple plus the values
+train.py derived next to it (`local_batch_test`, `full_test_its`). The initialisation batch is not here: the
+original took it from the training iterator, and train.py does the same with `splits.train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import tensorflow as tf
+
+from glow_tf.hparams import LOCAL_BATCH_TEST, HParams
+
+from data_loaders.errors import DataError
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSplits:
+    """Per-rank training and validation streams.
+
+    train: infinite, shuffled batches of (x uint8 [B, H, W, C], y int32 [B]) with B = local_batch_train.
+    test: repeating, unshuffled batches of local_batch_test; the first `test_its` batches are one full
+        validation pass of this rank (the original's `full_test_its`), and every pass sees the same images.
+    n_test: validation images over all ranks, counting LSUN's unsharded copies (the original's hps.n_test).
+    n_train_examples: images in the whole training split, when the source knows it without a scan.
+    """
+
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    local_batch_train: int
+    local_batch_test: int
+    test_its: int
+    n_test: int
+    n_train_examples: Optional[int] = None
+
+
+def local_batch_train(hps: HParams) -> int:
+    """hps.local_batch_train(), with a clear error where the original silently built an empty batch."""
+    batch = hps.local_batch_train()
+    if batch < 1:
+        size = hps.image_shape[0]
+        raise DataError(
+            f"n_batch_train={hps.n_batch_train} at anchor_size={hps.anchor_size} gives a per-GPU batch of "
+            f"{hps.n_batch_train} * {hps.anchor_size}^2 // {size}^2 = 0 images at image_size={size}; "
+            f"use n_batch_train >= {_min_batch_for(1, hps)}")
+    return batch
+
+
+def _min_batch_for(local: int, hps: HParams) -> int:
+    """Smallest n_batch_train whose area-scaled per-GPU batch is `local` (spec §3.1)."""
+    size = hps.image_shape[0]
+    return -(-local * size ** 2 // hps.anchor_size ** 2)
+
+
+def local_batch_test(hps: HParams) -> int:
+    """The original's test batch table, keyed by the per-GPU training batch (spec §3.1).
+
+    The original raised `KeyError: 0` for batches outside the table (issue #48); this names the valid
+    n_batch_train values for the current image and anchor sizes instead.
+    """
+    batch = local_batch_train(hps)
+    if batch not in LOCAL_BATCH_TEST:
+        size = hps.image_shape[0]
+        # Some table entries are unreachable when anchor_size > image_size; list only reachable ones.
+        valid = sorted(n for n in {_min_batch_for(k, hps) for k in LOCAL_BATCH_TEST}
+                       if n * hps.anchor_size ** 2 // size ** 2 in LOCAL_BATCH_TEST)
+        raise DataError(
+            f"per-GPU training batch {batch} (n_batch_train={hps.n_batch_train} * anchor_size="
+            f"{hps.anchor_size}^2 // image_size={size}^2) is not one of {sorted(LOCAL_BATCH_TEST)}, "
+            f"which the original's test-batch table supports; at image_size={size} use n_batch_train in "
+            f"{valid}")
+    return LOCAL_BATCH_TEST[batch]
+
+
+def full_test_its(n_test: int, batch_test: int, size: int) -> int:
+    """Batches per rank in one validation pass: n_test / (local_batch_test * size), exactly (spec §3.1).
+
+    The original asserted divisibility. Rounding either way would silently count some images twice or
+    skip some, so a non-divisible n_test is refused with the nearest sizes that work.
+    """
+    per_step = batch_test * size
+    if n_test < per_step:
+        raise DataError(f"n_test={n_test} is smaller than one validation step of local_batch_test="
+                        f"{batch_test} x {size} ranks = {per_step} images")
+    if n_test % per_step:
+        lower = n_test // per_step * per_step
+        raise DataError(
+            f"n_test={n_test} is not divisible by local_batch_test * ranks = {batch_test} * {size} = "
+            f"{per_step}, so the ranks cannot run the same number of validation batches; pass "
+            f"--n_test {lower} ({lower // per_step} batches per rank) or run on a number of ranks that "
+            f"divides it")
+    return n_test // per_step
+
+
+def rank_seed(hps: HParams, rank: int, size: int) -> int:
+    """The original's per-rank seed, rank + size * seed (spec §3.7)."""
+    return rank + size * hps.seed
+
+
+def check_rank(rank: int, size: int) -> None:
+    if size < 1 or not 0 <= rank < size:
+        raise DataError(f"rank={rank} and size={size}: expected size >= 1 and 0 <= rank < size")

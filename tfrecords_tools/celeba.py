@@ -1,0 +1,118 @@
+"""CelebA-HQ -> TFRecords for `--problem celeba` (port of generate.py's CelebA path, spec §4.2).
+
+Two inputs:
+  * a folder of images (e.g. CelebA-HQ's 30,000 faces), sorted by name, with CelebA's attribute file
+    (`--attr list_attr_celeba.txt`: 40 attributes of +-1 per image -> `attr` int64[40]). Images are
+    matched to attribute rows by file name, by name without extension, or through CelebA-HQ's
+    `--image-list image_list.txt` (its idx -> orig_file columns) when the HQ files are numbered;
+  * a PGGAN-style TFRecord (`--input celebahq-r08.tfrecords`): records of `shape` CHW, `data`, `attr`[40],
+    transposed to HWC here.
+As the original: the first 3,000 images become validation and the next 27,000 train; every level of
+detail from --resolution down to 4x4 is written (2x2 mean pooling); 120 train and 40 validation shards;
+label 0. Without an attribute source no `attr` is written (like the downloadable celeba-tfr, issue #112).
+
+    python -m tfrecords_tools.celeba --input celeba_hq_256/ --attr list_attr_celeba.txt \\
+        --image-list image_list.txt --output celeba-tfr
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from tfrecords_tools import cli
+from tfrecords_tools.shards import (ConversionError, Item, Spec, convert, index_records, list_images,
+                                    parse_attr_file, require_folder, summary)
+
+SHARDS = {"train": 120, "validation": 40}
+N_VALIDATION = 3000
+N_TRAIN = 27000
+
+
+def parse_image_list(path: str) -> Dict[int, str]:
+    """CelebA-HQ's image_list.txt: header, then `idx orig_idx orig_file proc_md5 final_md5` -> {idx: orig_file}."""
+    if not os.path.isfile(path):
+        raise ConversionError(f"image list {path} does not exist")
+    mapping = {}
+    with open(path) as f:
+        lines = [line.split() for line in f if line.strip()]
+    for number, fields in enumerate(lines[1:], start=2):
+        if len(fields) < 3 or not fields[0].isdigit():
+            raise ConversionError(f"{path}: line {number} must start with `idx orig_idx orig_file`")
+        mapping[int(fields[0])] = fields[2]
+    return mapping
+
+
+def _attr_for(path: str, attrs: Dict[str, Tuple[int, ...]], by_stem: Dict[str, str],
+              image_list: Optional[Dict[int, str]]) -> Optional[Tuple[int, ...]]:
+    name = os.path.basename(path)
+    stem = os.path.splitext(name)[0]
+    if image_list is not None:
+        digits = re.findall(r"\d+", stem)
+        original = image_list.get(int(digits[-1])) if digits else None
+        return attrs.get(original) if original else None
+    if name in attrs:
+        return attrs[name]
+    return attrs.get(by_stem.get(stem, ""))
+
+
+def folder_items(folder: str, attr_file: Optional[str], image_list_file: Optional[str]) -> List[Item]:
+    require_folder(folder)
+    paths = list_images(folder)
+    if not paths:
+        raise ConversionError(f"input folder {folder} holds no images ({', '.join(('png', 'jpg', 'webp'))} ...)")
+    if attr_file is None:
+        return [Item("file", p) for p in paths]
+    attrs = parse_attr_file(attr_file)
+    by_stem = {os.path.splitext(name)[0]: name for name in attrs}
+    image_list = parse_image_list(image_list_file) if image_list_file else None
+    items, missing = [], []
+    for p in paths:
+        attr = _attr_for(p, attrs, by_stem, image_list)
+        if attr is None:
+            missing.append(os.path.basename(p))
+        items.append(Item("file", p, attr=attr))
+    if missing:
+        how = "through --image-list" if image_list is not None else "by file name"
+        raise ConversionError(f"{attr_file}: no attributes for {len(missing)} images matched {how}, e.g. "
+                              f"{missing[0]} (is it the right attribute file?)")
+    return items
+
+
+def record_items(path: str) -> List[Item]:
+    return [Item("tfrecord", path, key=offset, name=f"record {i}") for i, offset in enumerate(index_records(path))]
+
+
+def split_items(items: Sequence[Item], n_validation: int, n_train: Optional[int]) -> Dict[str, List[Item]]:
+    """The original's split: the first n_validation items, then up to n_train more."""
+    if len(items) <= n_validation:
+        raise ConversionError(f"{len(items)} input images leave none for training after {n_validation} "
+                              f"validation images; lower --n-validation")
+    end = len(items) if n_train is None else n_validation + n_train
+    return {"train": list(items[n_validation:end]), "validation": list(items[:n_validation])}
+
+
+def main(argv: Optional[Sequence[str]] = None):
+    p = cli.parser(__doc__, resolution=256, lods=0, shards=SHARDS)
+    p.add_argument("--attr", help="CelebA list_attr_celeba.txt (folder input)")
+    p.add_argument("--image-list", help="CelebA-HQ image_list.txt, to find the attributes of numbered HQ files")
+    p.add_argument("--n-validation", type=int, default=N_VALIDATION, help="first N images (default 3000)")
+    p.add_argument("--n-train", type=int, default=N_TRAIN, help="next N images (default 27000; 0 = all the rest)")
+    args = p.parse_args(argv)
+    if os.path.isfile(args.input):
+        if args.attr or args.image_list:
+            raise ConversionError("--attr/--image-list apply to a folder input; a PGGAN record holds its attr")
+        items = record_items(args.input)
+    else:
+        items = folder_items(args.input, args.attr, args.image_list)
+    splits = split_items(items, args.n_validation, args.n_train or None)
+    reports = convert(splits, args.output, Spec("square", args.resolution, args.lods),
+                      shards=cli.shard_counts(args.shards, list(splits), SHARDS), seed=args.seed,
+                      workers=args.workers, strict=args.strict, overwrite=args.overwrite, progress=not args.quiet)
+    print(summary(reports, args.output))
+    return reports
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))
