@@ -1,0 +1,84 @@
+"""Non-invertible layers used inside couplings and priors (tfops.conv2d, conv2d_zeros, linear_zeros).
+
+Every 3x3 convolution uses the original's edge-bias padding: the zero-padded input gets one extra
+channel that is 1 on the padded border and 0 inside, so the kernel has C_in + 1 input channels
+(`W` keeps the original's shape [3, 3, C_in + 1, C_out], which the TF1 checkpoint converter relies on).
+It is computed as conv(x, W[:, :, :C_in]) + conv(border, W[:, :, C_in:]); see ops.edge_indicator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tf import ops
+from glow_tf.actnorm import ActNorm
+from glow_tf.base import Layer
+from glow_tf.hparams import LOGSCALE_FACTOR
+
+
+def _rng(rng):
+    return rng if rng is not None else np.random.default_rng()
+
+
+class _EdgePaddedConv(Layer):
+    """Shared kernel handling for the edge-padded convolutions."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, init_std, rng=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if kernel_size not in (1, 3):
+            raise ValueError(f"kernel_size={kernel_size}: only the original's 1x1 and 3x3 are supported")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        # 3x3 kernels see the extra border channel; 1x1 kernels have no padding and so no border channel.
+        shape = [kernel_size, kernel_size, in_channels + (kernel_size == 3), out_channels]
+        init = np.zeros(shape) if init_std == 0 else _rng(rng).normal(0.0, init_std, size=shape)
+        self.W = self.add_array("W", init)
+
+    def convolve(self, x):
+        kernel = tf.convert_to_tensor(self.W)
+        if self.kernel_size == 1:
+            return tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
+        out = tf.nn.conv2d(x, kernel[:, :, : self.in_channels], strides=1, padding="SAME")
+        border = ops.edge_indicator(x.shape[1], x.shape[2], x.dtype)
+        return out + tf.nn.conv2d(border, kernel[:, :, self.in_channels:], strides=1, padding="VALID")
+
+
+class Conv2D(_EdgePaddedConv):
+    """Port of tfops.conv2d with do_actnorm=True: W ~ N(0, 0.05), no bias, ActNorm (with DDI) instead."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, rng=None, **kwargs):
+        super().__init__(in_channels, out_channels, kernel_size, init_std=0.05, rng=rng, **kwargs)
+        self.actnorm = ActNorm(out_channels, **self.sublayer_kwargs())
+
+    def call(self, x):
+        return self.actnorm.normalize(self.convolve(x))
+
+
+class Conv2DZeros(_EdgePaddedConv):
+    """Port of tfops.conv2d_zeros: zero-initialised 3x3 conv, plus b, times exp(3 * logs)."""
+
+    def __init__(self, in_channels: int, out_channels: int, logscale_factor: float = LOGSCALE_FACTOR,
+                 **kwargs):
+        super().__init__(in_channels, out_channels, 3, init_std=0, **kwargs)
+        self.logscale_factor = logscale_factor
+        self.b = self.add_array("b", np.zeros([1, 1, 1, out_channels]))
+        self.logs = self.add_array("logs", np.zeros([1, out_channels]))
+
+    def call(self, x):
+        return (self.convolve(x) + self.b) * tf.exp(self.logs * self.logscale_factor)
+
+
+class LinearZeros(Layer):
+    """Port of tfops.linear_zeros: zero-initialised dense layer, plus b, times exp(3 * logs)."""
+
+    def __init__(self, in_features: int, out_features: int, logscale_factor: float = LOGSCALE_FACTOR,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.logscale_factor = logscale_factor
+        self.W = self.add_array("W", np.zeros([in_features, out_features]))
+        self.b = self.add_array("b", np.zeros([1, out_features]))
+        self.logs = self.add_array("logs", np.zeros([1, out_features]))
+
+    def call(self, x):
+        return (tf.matmul(x, self.W) + self.b) * tf.exp(self.logs * self.logscale_factor)
