@@ -250,7 +250,7 @@ def _batches(x: np.ndarray, y: np.ndarray, batch: int, *, train: bool, seed: int
         return xb, tf.gather(labels, index)
 
     return (tf.data.Dataset.zip((indices, seeds))
-            .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not train)
+            .map(load, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
 
@@ -260,9 +260,9 @@ def get_data(hps: HParams, rank: int, size: int, allow_download: bool = False) -
     if hps.dal not in (0, 1, 2):
         raise DataError(f"dal={hps.dal}: expected 0 (no augmentation), 1 (shifts) or 2 (shifts and more)")
     image_size = hps.image_shape[0]
+    base = stored_size(problem, image_size)
     batch_train = common.local_batch_train(hps)
     batch_test = common.local_batch_test(hps)
-    base = stored_size(problem, image_size)
     if problem == "cifar10" and hps.n_channels != 3:
         raise DataError(f"n_channels={hps.n_channels} for cifar10: CIFAR-10 images are RGB, use 3")
     (x_train, y_train), (x_test, y_test) = load_arrays(problem, hps.data_dir, allow_download)

@@ -111,24 +111,19 @@ def parse_example(serialized, filename, resolution: int, n_channels: int, n_clas
     shape = features["shape"]
     data = tf.io.decode_raw(features["data"], tf.uint8)
     label = tf.cast(features["label"][0], tf.int32)
-    where = tf.strings.join(["in ", filename, ": "])
-    checks = [
-        tf.debugging.assert_equal(tf.size(data, out_type=tf.int64), tf.reduce_prod(shape), message=tf.strings.join(
-            [where, "data holds a different number of bytes than shape = H*W*C"])),
-        tf.debugging.assert_equal(shape[2], tf.constant(n_channels, tf.int64), message=tf.strings.join(
-            [where, f"image has the wrong number of channels (expected {n_channels})"])),
-        tf.debugging.assert_non_negative(label, message=tf.strings.join([where, "negative label"])),
-        tf.debugging.assert_less(label, n_classes, message=tf.strings.join(
-            [where, f"label out of range (expected 0 <= label < n_y = {n_classes}; set --n_y)"])),
-    ]
+    size_ok = tf.equal(tf.size(data, out_type=tf.int64), tf.reduce_prod(shape))
     if crop_seed is None:
-        checks.append(tf.debugging.assert_equal(shape[:2], tf.constant([resolution, resolution], tf.int64),
-                                                message=tf.strings.join(
-            [where, f"image of the wrong size (expected {resolution}x{resolution})"])))
+        shape_ok = tf.reduce_all(tf.equal(shape, [resolution, resolution, n_channels]))
+        expected = f"{resolution}x{resolution}x{n_channels}"
     else:
-        checks.append(tf.debugging.assert_greater_equal(shape[:2], tf.constant(resolution, tf.int64),
-                                                        message=tf.strings.join(
-            [where, f"image smaller than the {resolution}x{resolution} crop"])))
+        shape_ok = tf.reduce_all(shape[:2] >= resolution) & tf.equal(shape[2], n_channels)
+        expected = f"at least {resolution}x{resolution}x{n_channels} for the random crop"
+    checks = [
+        _check(size_ok, filename, "data holds a different number of bytes than H*W*C of shape", shape),
+        _check(shape_ok, filename, f"image of the wrong size (expected {expected}); shape", shape),
+        _check((label >= 0) & (label < n_classes), filename,
+               f"label out of range (expected 0 <= label < n_y = {n_classes}; set --n_y); label", label),
+    ]
     with tf.control_dependencies(checks):
         image = tf.reshape(data, tf.cast(shape, tf.int32))
     if crop_seed is None:
@@ -136,6 +131,11 @@ def parse_example(serialized, filename, resolution: int, n_channels: int, n_clas
     else:
         image = tf.image.stateless_random_crop(image, [resolution, resolution, n_channels], seed=crop_seed)
     return image, label
+
+
+def _check(condition, filename, message, value):
+    """An in-graph assertion whose error reads `in <file>: <message> <value>`."""
+    return tf.debugging.Assert(condition, [tf.strings.join(["in ", filename, ": ", message]), value])
 
 
 def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int, size: int, train: bool,
@@ -159,8 +159,7 @@ def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     # Each record travels with its file name so that parse errors can name the file.
     ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f).map(lambda r: (f, r)),
-                       cycle_length=max(1, fmap), num_parallel_calls=tf.data.AUTOTUNE,
-                       deterministic=not train)
+                       cycle_length=max(1, fmap), num_parallel_calls=tf.data.AUTOTUNE)
     if shard and size > 1 and not shard_files:
         ds = ds.shard(size, rank)
     if n_take is not None:
@@ -173,10 +172,9 @@ def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int
         crop_seeds = tf.data.Dataset.random(seed=seed).batch(2)
         ds = tf.data.Dataset.zip((ds, crop_seeds)).map(
             lambda fr, s: parse_example(fr[1], fr[0], resolution, n_channels, n_classes, crop_seed=s),
-            num_parallel_calls=pmap, deterministic=not train)
+            num_parallel_calls=pmap)
     else:
-        ds = ds.map(lambda f, r: parse_example(r, f, resolution, n_channels, n_classes),
-                    num_parallel_calls=pmap, deterministic=not train)
+        ds = ds.map(lambda f, r: parse_example(r, f, resolution, n_channels, n_classes), num_parallel_calls=pmap)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 

@@ -1,0 +1,351 @@
+"""data_loaders: real images read back bit for bit, disjoint and complete rank shards, one error per bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_loaders import DataError, DataSplits, augment, get_data, in_memory, tfrecords
+from glow_tf.hparams import HParams
+from tests import data_fixtures as fx
+from tfrecords_tools import images as images_tool
+from tfrecords_tools import shards
+
+
+def hp(**kw) -> HParams:
+    kw.setdefault("n_levels", 2)
+    return HParams(**kw)
+
+
+def take_batches(ds, n):
+    xs, ys = [], []
+    for x, y in ds.take(n):
+        xs.append(x.numpy())
+        ys.append(y.numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def keys(images) -> list:
+    return [img.tobytes() for img in images]
+
+
+def write_records(path, examples):
+    """Write (image HWC uint8, label) records with the library's encoder (or raw bytes for corrupt ones)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for ex in examples:
+            writer.write(ex if isinstance(ex, bytes) else shards.example_bytes(ex[0], ex[1], None))
+
+
+@pytest.fixture(scope="module")
+def cifar_tfr(tmp_path_factory):
+    """foolbox's 20 CIFAR-10 images converted with tfrecords_tools.images: 17 train in 3 shards, 3 validation
+    in 2. Returns (data_dir, {image bytes: label} per split)."""
+    root = tmp_path_factory.mktemp("cifar_tfr")
+    truth = {}
+    for split, chosen in (("train", fx.samples("cifar10")[:17]), ("validation", fx.samples("cifar10")[17:])):
+        folder = root / f"in_{split}"
+        folder.mkdir()
+        for path, _ in chosen:
+            shutil.copy(path, folder)
+        images_tool.main(["--input", str(folder), "--output", str(root / "tfr"), "--resolution", "32",
+                          "--split", split, "--shards", "3" if split == "train" else "2", "--workers", "0",
+                          "--quiet"])
+        truth[split] = {fx.pixels(p).tobytes(): 0 for p, _ in chosen}
+    return str(root / "tfr"), truth
+
+
+# ------------------------------------------------------------------------------------------------------
+# In-memory problems.
+
+def test_fashion_mnist_reads_debian_files_bit_for_bit():
+    splits = get_data(hp(problem="fashion_mnist", n_batch_train=64, dal=1))
+    assert isinstance(splits, DataSplits)
+    assert (splits.local_batch_train, splits.local_batch_test) == (64, 50)
+    assert (splits.n_test, splits.test_its, splits.n_train_examples) == (10000, 200, 60000)
+    x, y = take_batches(splits.test, 2)
+    raw = fx.read_idx_images(os.path.join(fx.FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz"))
+    labels = fx.read_idx_labels(os.path.join(fx.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz"))
+    assert x.shape == (100, 32, 32, 3) and x.dtype == np.uint8 and y.dtype == np.int32
+    # Padded with 2 zero pixels per side and tiled to 3 channels, as the original did with MNIST.
+    np.testing.assert_array_equal(x[:, 2:30, 2:30, 0], raw[:100])
+    np.testing.assert_array_equal(x[..., 1], x[..., 0])
+    np.testing.assert_array_equal(x[..., 2], x[..., 0])
+    assert not x[:, :2].any() and not x[:, 30:].any() and not x[:, :, :2].any() and not x[:, :, 30:].any()
+    np.testing.assert_array_equal(y, labels[:100])
+    xt, yt = next(iter(splits.train))
+    assert xt.shape == (64, 32, 32, 3) and xt.dtype == tf.uint8 and yt.shape == (64,) and yt.dtype == tf.int32
+
+
+def test_fashion_mnist_unpadded_grayscale_keeps_raw_pixels():
+    # n_batch_train 49 at anchor 32 is 49 * 32^2 // 28^2 = 64 per GPU.
+    splits = get_data(hp(problem="fashion_mnist", image_size=28, n_channels=1, n_batch_train=49, dal=0))
+    x, _ = take_batches(splits.test, 1)
+    raw = fx.read_idx_images(os.path.join(fx.FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz"))
+    np.testing.assert_array_equal(x[..., 0], raw[:50])
+    assert x.shape == (50, 28, 28, 1)
+
+
+def test_cifar10_pickles_read_bit_for_bit_and_box_downsampled(tmp_path):
+    x_train, y_train, x_test, y_test = fx.cifar10_pickles(str(tmp_path / "cifar-10-batches-py"))
+    splits = get_data(hp(problem="cifar10", data_dir=str(tmp_path), n_batch_train=1, n_test=5, dal=0))
+    x, y = take_batches(splits.test, splits.test_its)
+    np.testing.assert_array_equal(x, x_test)
+    np.testing.assert_array_equal(y, y_test)
+    assert splits.n_train_examples == 15
+    # image_size 16: the original's box downsampling of the 32x32 image, floored.
+    small = get_data(hp(problem="cifar10", data_dir=str(tmp_path), image_size=16, n_batch_train=1, n_test=4,
+                        dal=0))
+    x16, _ = take_batches(small.test, 2)
+    expect = x_test[:4].reshape(4, 16, 2, 16, 2, 3).astype(np.float64).mean(axis=(2, 4))
+    np.testing.assert_array_equal(x16, np.floor(expect).astype(np.uint8))
+
+
+def test_mnist_npz_and_in_memory_rank_shards_partition(tmp_path):
+    x_train, y_train, x_test, _ = fx.mnist_npz(str(tmp_path / "mnist.npz"))
+    seen_train, seen_test = [], []
+    for size in (2, 3):
+        train_keys, test_keys = [], []
+        for rank in range(size):
+            splits = get_data(hp(problem="mnist", data_dir=str(tmp_path), n_batch_train=1, n_test=size,
+                                 dal=0, image_size=28, n_channels=1), rank=rank, size=size)
+            part = in_memory.rank_slice(16, rank, size)
+            # One shuffled epoch of this rank is its contiguous slice, in some order.
+            xr, _ = take_batches(splits.train, part.stop - part.start)
+            assert sorted(keys(xr)) == sorted(keys(x_train[part, ..., None]))
+            train_keys += keys(xr)
+            xt, _ = take_batches(splits.test, splits.test_its)
+            test_keys += keys(xt)
+        assert sorted(train_keys) == sorted(keys(x_train[..., None]))  # disjoint and complete
+        assert sorted(test_keys) == sorted(keys(x_test[:size, ..., None]))
+        seen_train.append(train_keys)
+    assert len(seen_train[0]) == len(seen_train[1]) == 16
+
+
+def test_training_augmentation_is_seeded_and_shifts():
+    def first(seed, dal):
+        return next(iter(get_data(hp(problem="fashion_mnist", n_batch_train=64, dal=dal, seed=seed)).train))[0]
+    a, b, c = first(0, 1), first(0, 1), first(1, 1)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(a.numpy(), c.numpy())
+    plain = first(0, 0).numpy()
+    assert not np.array_equal(a.numpy(), plain)  # same shuffled images, shifted
+
+
+def test_affine_integer_shift_matches_edge_replicated_shift():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(2, 8, 10, 3)).astype(np.float32)
+    out = augment.affine(img, ty=tf.constant([2.0, -1.0]), tx=tf.constant([-3.0, 0.0])).numpy()
+    for i, (dy, dx) in enumerate([(2, -3), (-1, 0)]):
+        rows = np.clip(np.arange(8) + dy, 0, 7)  # output pixel (r, c) reads input (r + ty, c + tx)
+        cols = np.clip(np.arange(10) + dx, 0, 9)
+        np.testing.assert_array_equal(out[i], img[i][rows][:, cols])
+    half = augment.affine(img, ty=tf.constant([0.5, 0.0]), tx=tf.constant([0.0, 0.0])).numpy()
+    np.testing.assert_allclose(half[0, :7], (img[0, :7] + img[0, 1:]) / 2, rtol=1e-6)  # bilinear
+
+
+def test_cifar_dal2_extras_run_and_keep_range(tmp_path):
+    fx.cifar10_pickles(str(tmp_path / "cifar-10-batches-py"))
+    # n_batch_train 1 at 16x16 is 4 per GPU (test batch 2).
+    splits = get_data(hp(problem="cifar10", data_dir=str(tmp_path), n_batch_train=1, n_test=4, dal=2,
+                         image_size=16))
+    x, _ = next(iter(splits.train))
+    assert x.shape == (4, 16, 16, 3) and x.dtype == tf.uint8
+    assert x.numpy().std() > 10  # real pictures, not a constant fill
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(problem="cifar10", data_dir="EMPTY"), "no cifar10 data found"),
+    (dict(problem="fashion_mnist", image_size=12), "image_size=12"),
+    (dict(problem="mnist", data_dir="TRUNCATED"), "truncated idx file"),
+    (dict(problem="fashion_mnist", n_test=20000), "exceeds the 10000"),
+    (dict(problem="fashion_mnist", n_test=9999), "not divisible"),
+    (dict(problem="fashion_mnist", dal=3), "dal=3"),
+    (dict(problem="fashion_mnist", n_batch_train=48), "n_batch_train in [1, 2, 4, 8, 16, 32, 64]"),
+    (dict(problem="celeba", n_batch_train=32), "gives a per-GPU batch of 32 * 32^2 // 256^2 = 0"),
+    (dict(problem="nope", image_size=32), "unknown problem 'nope'"),
+])
+def test_in_memory_bad_inputs_raise_data_error(tmp_path, kwargs, message):
+    if kwargs.get("data_dir") == "EMPTY":
+        kwargs["data_dir"] = str(tmp_path)
+    if kwargs.get("data_dir") == "TRUNCATED":
+        for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+            shutil.copy(os.path.join(fx.FASHION_MNIST_DIR, name), tmp_path)
+        with open(os.path.join(fx.FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz"), "rb") as f:
+            data = __import__("gzip").decompress(f.read())[:100000]
+        with __import__("gzip").open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as f:
+            f.write(data)
+        kwargs["data_dir"] = str(tmp_path)
+    with pytest.raises(DataError, match=__import__("re").escape(message)):
+        get_data(hp(**kwargs))
+
+
+def test_rank_out_of_range():
+    with pytest.raises(DataError, match="rank=2 and size=2"):
+        get_data(hp(problem="fashion_mnist"), rank=2, size=2)
+
+
+# ------------------------------------------------------------------------------------------------------
+# TFRecord problems.
+
+def tfr_hps(data_dir, **kw):
+    kw = {"problem": "tfrecords", "data_dir": data_dir, "image_size": 32, "n_batch_train": 1, "n_test": 3, **kw}
+    return hp(**kw)
+
+
+def test_tfrecords_read_back_bit_for_bit(cifar_tfr):
+    data_dir, truth = cifar_tfr
+    splits = get_data(tfr_hps(data_dir))
+    x, y = take_batches(splits.test, splits.test_its)
+    assert sorted(keys(x)) == sorted(truth["validation"]) and not y.any()
+    # Training: one epoch (17 records, batch 1) is every image once.
+    xt, _ = take_batches(splits.train, 17)
+    assert sorted(keys(xt)) == sorted(truth["train"])
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_tfrecord_rank_shards_are_disjoint_and_complete(cifar_tfr, size):
+    data_dir, truth = cifar_tfr
+    files = tfrecords.list_shards(os.path.join(data_dir, "train"), "train", 5)
+    counts = [sum(1 for _ in tf.data.TFRecordDataset(f)) for f in files]
+    seen = []
+    for rank in range(size):
+        ds = tfrecords.make_dataset(files, resolution=32, batch=1, rank=rank, size=size, train=True, seed=rank)
+        n_rank = sum(counts[rank::size])  # files are sharded round-robin over the sorted list
+        x, _ = take_batches(ds, n_rank)
+        assert len(set(keys(x))) == n_rank  # the first epoch of a rank repeats nothing
+        seen += keys(x)
+    assert sorted(seen) == sorted(truth["train"])
+
+
+def test_fewer_files_than_ranks_shards_examples(cifar_tfr):
+    data_dir, truth = cifar_tfr
+    files = tfrecords.list_shards(os.path.join(data_dir, "validation"), "validation", 5)  # 2 files, 3 ranks
+    seen = []
+    for rank in range(3):
+        ds = tfrecords.make_dataset(files, resolution=32, batch=1, rank=rank, size=3, train=False, n_take=1)
+        seen += keys(take_batches(ds, 1)[0])
+    assert sorted(seen) == sorted(truth["validation"])
+
+
+def test_lsun_realnvp_crops_and_unsharded_validation(tmp_path):
+    rng = np.random.default_rng(0)
+    stored = {split: [rng.integers(0, 256, size=(96, 96 + 8 * i, 3), dtype=np.uint8) for i in range(3)]
+              for split in ("train", "validation")}
+    for split, images in stored.items():
+        write_records(str(tmp_path / "bedroom" / split / tfrecords.shard_name(split, 6, 0, 1)),
+                      [(img, 0) for img in images])
+    hps = hp(problem="lsun_realnvp", data_dir=str(tmp_path), category="bedroom", n_batch_train=64, n_levels=3)
+    # 16 per GPU at 64x64 -> test batch 10; LSUN's n_test is 300 per rank, every rank reading all of it.
+    for size in (1, 2):
+        splits = get_data(hps, rank=size - 1, size=size)
+        assert (splits.n_test, splits.local_batch_test, splits.test_its) == (300 * size, 10, 30)
+    x, _ = next(iter(splits.test))
+    assert x.shape == (10, 64, 64, 3)
+    assert all(_contains(stored["validation"], crop) for crop in x.numpy()[:4])
+    xt, _ = next(iter(splits.train))
+    assert xt.shape == (16, 64, 64, 3)
+    assert all(_contains(stored["train"], crop) for crop in xt.numpy()[:4])
+    assert len({crop.tobytes() for crop in xt.numpy()}) > 3  # random windows, not one fixed crop
+
+
+def _contains(images, crop):
+    """Whether crop is a window of one of the images (located by its first pixel row)."""
+    for image in images:
+        for i in range(image.shape[0] - 63):
+            for j in range(image.shape[1] - 63):
+                if np.array_equal(image[i, j:j + 64], crop[0]) and np.array_equal(image[i:i + 64, j:j + 64], crop):
+                    return True
+    return False
+
+
+def test_tfrecord_problem_defaults(tmp_path):
+    with pytest.raises(DataError, match="no TFRecord files match .*/mnt/host/celeba-reshard-tfr/train"):
+        get_data(hp(problem="celeba", n_batch_train=64, n_levels=3), size=40)
+    with pytest.raises(DataError, match="image_size=96"):
+        get_data(hp(problem="lsun", image_size=96, n_batch_train=64, n_levels=5))
+
+
+def test_missing_files_name_what_is_there(cifar_tfr, tmp_path):
+    data_dir, _ = cifar_tfr
+    with pytest.raises(DataError, match=r"no TFRecord files match .*train-r06-.*holds resolutions r05"):
+        get_data(tfr_hps(data_dir, image_size=64, n_batch_train=4))
+    with pytest.raises(DataError, match="is not a directory"):
+        get_data(tfr_hps(str(tmp_path / "nowhere")))
+
+
+def test_missing_shard_is_named(cifar_tfr, tmp_path):
+    data_dir, _ = cifar_tfr
+    copy = tmp_path / "copy"
+    shutil.copytree(data_dir, copy)
+    os.remove(copy / "train" / "train-r05-s-0001-of-0003.tfrecords")
+    with pytest.raises(DataError, match=r"missing shard .*train-r05-s-0001-of-0003.tfrecords: the set has 2 of 3"):
+        get_data(tfr_hps(str(copy)))
+
+
+def _one_record_set(root, records, split="validation"):
+    for s in ("train", "validation"):
+        recs = records if s == split else [(np.zeros((32, 32, 3), np.uint8), 0)] * 3
+        write_records(str(root / s / tfrecords.shard_name(s, 5, 0, 1)), recs)
+    return str(root)
+
+
+def test_wrong_size_first_record_is_a_data_error(tmp_path):
+    data_dir = _one_record_set(tmp_path, [(np.zeros((16, 16, 3), np.uint8), 0)] * 3)
+    with pytest.raises(DataError, match="validation-r05-s-0000-of-0001.tfrecords: image of the wrong size 16x16, "
+                                        "expected 32x32"):
+        get_data(tfr_hps(data_dir))
+
+
+def test_corrupt_first_record_is_a_data_error(tmp_path):
+    data_dir = _one_record_set(tmp_path, [b"not an example"] * 3)
+    with pytest.raises(DataError, match="validation-r05-s-0000-of-0001.tfrecords: first record is not"):
+        get_data(tfr_hps(data_dir))
+    path = tmp_path / "validation" / tfrecords.shard_name("validation", 5, 0, 1)
+    path.write_bytes(path.read_bytes()[:20])  # header complete, record cut short
+    with pytest.raises(DataError, match="validation-r05-s-0000-of-0001.tfrecords: corrupt TFRecord file"):
+        get_data(tfr_hps(data_dir))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ((np.zeros((8, 8, 3), np.uint8), 0), r"image of the wrong size \(expected 32x32x3\); shape\] \[8 8 3\]"),
+    ((np.zeros((32, 32, 3), np.uint8), 5), r"label out of range \(expected 0 <= label < n_y = 1"),
+])
+def test_bad_record_inside_the_pipeline_names_the_file(tmp_path, bad, message):
+    good = (np.zeros((32, 32, 3), np.uint8), 0)
+    data_dir = _one_record_set(tmp_path, [good, bad, good])
+    splits = get_data(tfr_hps(data_dir))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"validation-r05-s-0000-of-0001.tfrecords: {message}"):
+        take_batches(splits.test, 3)
+
+
+def test_n_test_not_divisible_names_the_numbers(cifar_tfr):
+    data_dir, _ = cifar_tfr
+    with pytest.raises(DataError, match=r"n_test=3 is not divisible by local_batch_test \* ranks = 1 \* 2 = 2, .*"
+                                        r"pass --n_test 2 \(1 batches per rank\)"):
+        get_data(tfr_hps(data_dir), rank=0, size=2)
+
+
+# ------------------------------------------------------------------------------------------------------
+# TensorFlow Datasets.
+
+def test_tfds_source_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=20):
+        splits = get_data(hp(problem="tfds:mnist", image_size=32, n_batch_train=4, n_test=4, n_levels=2),
+                          rank=1, size=2)
+        x, y = next(iter(splits.train))
+        assert x.shape == (4, 32, 32, 3) and x.dtype == tf.uint8 and y.dtype == tf.int32
+        np.testing.assert_array_equal(x[..., 0], x[..., 2])  # grey tiled
+        xt, _ = take_batches(splits.test, splits.test_its)
+        assert xt.shape == (2, 32, 32, 3) and splits.local_batch_test == 2
+
+
+def test_tfds_unknown_dataset_is_a_data_error():
+    with pytest.raises(DataError, match="TFDS has no dataset 'no_such_dataset'"):
+        get_data(hp(problem="tfds:no_such_dataset", image_size=32))
