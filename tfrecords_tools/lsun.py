@@ -23,7 +23,8 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import (ConversionError, Item, Spec, convert, list_images, require_folder, summary)
+from tfrecords_tools.shards import (ConversionError, Item, Spec, convert, list_images, open_lmdb, require_folder,
+                                    summary)
 
 SHARDS = {"train": 2560, "validation": 1}
 SPLIT_SUFFIX = {"train": "train", "validation": "val"}
@@ -35,15 +36,8 @@ def is_lmdb(path: str) -> bool:
 
 def lmdb_items(path: str) -> List[Item]:
     """One item per key, sorted by key so the output does not depend on the lmdb's page order."""
-    import lmdb
-
-    try:
-        env = lmdb.open(path, readonly=True, lock=False, readahead=False, max_readers=1)
-    except lmdb.Error as err:
-        raise ConversionError(f"{path}: cannot open lmdb ({err})") from None
-    with env.begin() as txn:
+    with open_lmdb(path).begin() as txn:
         keys = sorted(bytes(k) for k in txn.cursor().iternext(keys=True, values=False))
-    env.close()
     if not keys:
         raise ConversionError(f"lmdb {path} holds no images")
     return [Item("lmdb", path, key=k, name=k.decode(errors="replace")) for k in keys]

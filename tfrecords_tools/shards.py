@@ -132,13 +132,21 @@ def require_folder(path: str, what: str = "input folder") -> None:
 _LMDB_ENVS: Dict[str, object] = {}
 
 
-def _read_bytes_lmdb(path: str, key: bytes) -> bytes:
+def open_lmdb(path: str):
+    """A read-only lmdb environment, opened once per process (lmdb refuses a second open of one path)."""
     import lmdb
 
     env = _LMDB_ENVS.get(path)
     if env is None:
-        env = _LMDB_ENVS[path] = lmdb.open(path, readonly=True, lock=False, readahead=False, max_readers=1)
-    with env.begin(buffers=False) as txn:
+        try:
+            env = _LMDB_ENVS[path] = lmdb.open(path, readonly=True, lock=False, readahead=False, max_readers=4)
+        except lmdb.Error as err:
+            raise ConversionError(f"{path}: cannot open lmdb ({err})") from None
+    return env
+
+
+def _read_bytes_lmdb(path: str, key: bytes) -> bytes:
+    with open_lmdb(path).begin(buffers=False) as txn:
         value = txn.get(key)
     if value is None:
         raise OSError(f"key {key!r} vanished from the lmdb")
