@@ -20,7 +20,7 @@ import gzip
 import os
 import pickle
 import struct
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Tuple
 
 import numpy as np
 import tensorflow as tf

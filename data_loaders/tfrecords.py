@@ -21,7 +21,7 @@ import collections
 import glob
 import os
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 

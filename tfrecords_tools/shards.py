@@ -24,7 +24,6 @@ import glob
 import math
 import multiprocessing
 import os
-import re
 import struct
 import sys
 import zlib
