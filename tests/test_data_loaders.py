@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
 import shutil
 
 import numpy as np
@@ -176,11 +178,11 @@ def test_in_memory_bad_inputs_raise_data_error(tmp_path, kwargs, message):
         for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
             shutil.copy(os.path.join(fx.FASHION_MNIST_DIR, name), tmp_path)
         with open(os.path.join(fx.FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz"), "rb") as f:
-            data = __import__("gzip").decompress(f.read())[:100000]
-        with __import__("gzip").open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as f:
+            data = gzip.decompress(f.read())[:100000]
+        with gzip.open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as f:
             f.write(data)
         kwargs["data_dir"] = str(tmp_path)
-    with pytest.raises(DataError, match=__import__("re").escape(message)):
+    with pytest.raises(DataError, match=re.escape(message)):
         get_data(hp(**kwargs))
 
 

@@ -33,7 +33,8 @@ def parser(description: str, *, resolution: Optional[int], lods: int, shards: Op
     p.add_argument("--seed", type=int, default=0, help="seed of the shard assignment (default 0)")
     if with_split:
         p.add_argument("--split", default=split, choices=("train", "validation"),
-                       help=f"split to write, for an input without splits of its own (default {split})")
+                       help=f"split to write, for an input without splits of its own (default "
+                            f"{split or 'validation if the input name has _val, else train'})")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="decoding processes (default: one per CPU; 0 = in this process)")
     p.add_argument("--overwrite", action="store_true", help="replace shards that already exist")
