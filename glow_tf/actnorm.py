@@ -35,6 +35,11 @@ def ddi():
         _DDI_ACTIVE.reset(token)
 
 
+def ddi_active() -> bool:
+    """Whether the code runs inside `with ddi():`."""
+    return _DDI_ACTIVE.get()
+
+
 class ActNorm(FlowLayer):
     """Per-channel affine map with DDI; port of tfops.actnorm (4-D inputs, logdet factor H*W)."""
 

@@ -77,8 +77,14 @@ class InvConv1x1(FlowLayer):
         return tf.cast(self.W, tf.float64)
 
     def log_abs_det(self):
-        """log|det W| in float64."""
-        return tf.linalg.slogdet(self.weight_matrix())[1]
+        """log|det W| in float64, as sum(log|diag R|) of W = QR (|det Q| = 1).
+
+        This is the quantity the original computed with matrix_determinant in float64; the QR form
+        has a gradient under XLA, where slogdet/LogMatrixDeterminant has no kernel, so the training
+        step can be jit-compiled.
+        """
+        r = tf.linalg.qr(self.weight_matrix(), full_matrices=False)[1]
+        return tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(r))))
 
     def _dlogdet(self, x):
         return tf.cast(_spatial_size(x) * self.log_abs_det(), x.dtype)

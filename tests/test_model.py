@@ -63,6 +63,25 @@ def test_dequantisation_noise_is_fresh_every_pass():
     assert a.shape == (4,) and np.all(np.isfinite(a)) and not np.array_equal(a, b)
 
 
+def assert_reconstructs(model, x):
+    """decode(encode(x)) == x, up to float32 round-off.
+
+    The continuous reconstruction error must be a tiny fraction of a bin. A pixel can then still land
+    one level off only when its dequantisation noise fell within that error of a bin edge, which
+    happens for about err * n_bins of the pixels, so allow exactly that.
+    """
+    hps = model.hps
+    xc = model._dequantize(tf.constant(x))
+    y = tf.zeros([x.shape[0]], tf.int32)
+    err = np.abs(model.decoder(y, eps=model.encoder(xc, y)[2]).numpy() - xc.numpy()).max()
+    assert err < 1e-3 / hps.n_bins, f"reconstruction error {err} is not small against a bin"
+    z = model.encode(x)
+    assert z.shape == (x.shape[0], int(np.prod(x.shape[1:]))) and z.dtype == tf.float32
+    shift = 8 - hps.n_bits_x
+    diff = np.abs(model.decode(z).numpy().astype(int) - ((x >> shift) << shift))
+    assert diff.max() <= 2 ** shift and diff.astype(bool).mean() < 1e-3
+
+
 @pytest.mark.parametrize("n_bits_x", [8, 5])
 def test_decode_inverts_encode_on_real_cifar10_images(n_bits_x):
     hps = HParams(image_size=32, n_levels=3, depth=2, width=16, flow_coupling=1, learntop=True,
@@ -71,11 +90,7 @@ def test_decode_inverts_encode_on_real_cifar10_images(n_bits_x):
     model = Glow(hps)
     model.initialize(x)
     flow_checks.randomize_weights(model, scale=0.02)
-    z = model.encode(x)
-    assert z.shape == (8, 32 * 32 * 3) and z.dtype == tf.float32
-    x2 = model.decode(z).numpy()
-    shift = 8 - n_bits_x
-    np.testing.assert_array_equal(x2, (x >> shift) << shift)
+    assert_reconstructs(model, x)
 
 
 def test_decode_inverts_encode_on_real_imagenet_photos_64px():
@@ -84,7 +99,7 @@ def test_decode_inverts_encode_on_real_imagenet_photos_64px():
     x = images.imagenet_samples(64, 6)
     model = Glow(hps)
     model.initialize(x)
-    np.testing.assert_array_equal(model.decode(model.encode(x)).numpy(), x)
+    assert_reconstructs(model, x)
 
 
 def test_initialize_standardizes_every_actnorm_and_runs_once():
