@@ -687,8 +687,9 @@ def _drop_old_checkpoints(logdir):
 def _progress(total, epoch, enabled):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"epoch {epoch}", leave=False, disable=not enabled, mininterval=1.0,
-                dynamic_ncols=True)
+    # Only on a terminal: in a redirected log, the per-epoch console line says the same without the noise.
+    return tqdm(total=total, desc=f"epoch {epoch}", leave=False, disable=not (enabled and sys.stderr.isatty()),
+                mininterval=1.0, dynamic_ncols=True)
 
 
 def _summary_metadata(plugin: str):
