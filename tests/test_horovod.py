@@ -1,0 +1,127 @@
+"""train.py under a real `horovodrun -np 2` (Gloo on localhost): rank 0's state reaches every rank, the
+ranks stay bit-identical while training on different data, and the logged loss is the rank average."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+pytestmark = [
+    pytest.mark.skipif(not (os.path.exists(HOROVODRUN) or shutil.which("horovodrun")),
+                       reason="needs horovodrun"),
+    pytest.mark.skipif(not os.path.exists(FASHION), reason="needs Debian's dataset-fashion-mnist"),
+]
+
+# Runs train.main on each rank, recording what the test compares: every variable (model, optimizer,
+# Polyak average, counters) before and after the start-up broadcast and at the end, and each (local stats, averaged stats) pair of every step.
+HELPER = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import tensorflow as tf
+    sys.path.insert(0, os.environ["GLOW_ROOT"])
+    import train
+
+    out, argv = sys.argv[1], sys.argv[2:]
+    records, trainers = [], []
+
+    real_init = train.init_distributed
+    def init_distributed():
+        dist = real_init()
+        real_mean = dist.allreduce_mean
+        def allreduce_mean(tensors):
+            tensors = list(tensors)
+            averaged = real_mean(tensors)
+            if len(tensors) == 1 and tensors[0].shape == (len(train.STATS),):  # the stats, not gradients
+                tf.py_function(lambda a, b: records.append((a.numpy(), b.numpy())),
+                               [tensors[0], averaged[0]], [])
+            return averaged
+        dist.allreduce_mean = allreduce_mean
+        real_broadcast = dist.broadcast
+        def broadcast(variables):
+            dump = lambda tag: np.savez(f"{out}/{tag}_rank{dist.rank}.npz",
+                                        *[np.asarray(v.numpy()) for v in variables])
+            dump("before")
+            real_broadcast(variables)
+            dump("after")
+        dist.broadcast = broadcast
+        return dist
+    train.init_distributed = init_distributed
+
+    real_start = train.Trainer.start
+    def start(self, *args):
+        trainers.append(self)
+        return real_start(self, *args)
+    train.Trainer.start = start
+
+    code = train.main(argv)
+    t = trainers[0]
+    state = t.model.variables + t.optimizer.variables + t.ema.variables
+    np.savez(f"{out}/end_rank{t.dist.rank}.npz", *[np.asarray(v.numpy()) for v in state])
+    np.savez(f"{out}/stats_rank{t.dist.rank}.npz", local=np.array([r[0] for r in records]),
+             averaged=np.array([r[1] for r in records]), size=t.dist.size)
+    sys.exit(code)
+""")
+
+TINY = ["--preset", "tiny", "--problem", "fashion_mnist", "--anchor_size", "8", "--n_train", "32",
+        "--n_test", "20", "--epochs_warmup", "1", "--epochs_full_valid", "1", "--epochs", "3"]
+
+
+def load(path):
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]
+
+
+def test_two_ranks_stay_identical_and_log_the_rank_average(tmp_path):
+    helper = tmp_path / "helper.py"
+    helper.write_text(HELPER)
+    logdir = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", GLOW_ROOT=ROOT)
+    runner = HOROVODRUN if os.path.exists(HOROVODRUN) else shutil.which("horovodrun")
+    result = subprocess.run([runner, "-np", "2", "-H", "localhost:2", sys.executable, str(helper),
+                             str(tmp_path), *TINY, "--logdir", str(logdir)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    # Before the broadcast the ranks differ (only rank 0 ran data-dependent init) ...
+    before0, before1 = load(tmp_path / "before_rank0.npz"), load(tmp_path / "before_rank1.npz")
+    assert any(not np.array_equal(a, b) for a, b in zip(before0, before1))
+    # ... after it every variable is rank 0's, including the init statistics rank 1 never computed.
+    after0, after1 = load(tmp_path / "after_rank0.npz"), load(tmp_path / "after_rank1.npz")
+    for a, b in zip(after0, after1):
+        np.testing.assert_array_equal(a, b)
+    # Training on different shards keeps them bit-identical (weights, optimizer slots, Polyak average).
+    end0, end1 = load(tmp_path / "end_rank0.npz"), load(tmp_path / "end_rank1.npz")
+    assert any(not np.array_equal(a, b) for a, b in zip(after0, end0))  # it did train
+    for a, b in zip(end0, end1):
+        np.testing.assert_array_equal(a, b)
+
+    # Each step's stats: local values differ per rank; both ranks get (and log) their average.
+    s0, s1 = np.load(tmp_path / "stats_rank0.npz"), np.load(tmp_path / "stats_rank1.npz")
+    assert int(s0["size"]) == 2
+    train_its = 4  # ceil(n_train / (n_batch_train * 2 ranks)) = ceil(32 / 8)
+    n_train_steps = 2 * train_its
+    assert not np.allclose(s0["local"][0], s1["local"][0])
+    np.testing.assert_allclose(s0["averaged"], s1["averaged"], rtol=0, atol=0)
+    np.testing.assert_allclose(s0["averaged"], (s0["local"] + s1["local"]) / 2, rtol=1e-6)
+
+    with open(logdir / "train.txt") as f:
+        lines = [json.loads(line) for line in f][1:]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    assert lines[-1]["n_processed"] == n_train_steps * 2 * 4  # both ranks' images at anchor size
+    # Stats records run in program order: each epoch's steps, then (every epoch here) its validation.
+    test_its = 20 // (2 * 2)
+    per_epoch = train_its + test_its
+    for e, line in enumerate(lines):
+        steps = s0["averaged"][e * per_epoch:e * per_epoch + train_its]
+        assert line["loss"] == f"{steps[:, 0].mean():.4f}"
+    # Only rank 0 writes logs.
+    assert len([n for n in os.listdir(logdir) if n.startswith("events.out")]) == 1
