@@ -23,10 +23,15 @@ class CouplingNN(Layer):
         self.l_2 = Conv2D(width, width, 1, rng=rng, **sub)
         self.l_last = Conv2DZeros(width, out_channels, **sub)
 
+    def hidden(self, x):
+        return tf.nn.relu(self.l_2(tf.nn.relu(self.l_1(x))))
+
     def call(self, x):
-        h = tf.nn.relu(self.l_1(x))
-        h = tf.nn.relu(self.l_2(h))
-        return self.l_last(h)
+        return self.l_last(self.hidden(x))
+
+    def interleaved_halves(self, x):
+        """(h[..., 0::2], h[..., 1::2]) of h = self(x)."""
+        return self.l_last.interleaved_halves(self.hidden(x))
 
 
 class _Coupling(FlowLayer):
@@ -64,7 +69,7 @@ class AffineCoupling(_Coupling):
         super().__init__(channels, width, channels, rng=rng, **kwargs)
 
     def _shift_and_scale(self, z1):
-        shift, h = ops.interleaved(self.nn(z1))
+        shift, h = self.nn.interleaved_halves(z1)
         return shift, tf.nn.sigmoid(h + 2.0)
 
     def _dlogdet(self, scale):

@@ -32,10 +32,10 @@ class ReversePermute(FlowLayer):
     """h[..., ::-1]; no parameters, log-determinant 0."""
 
     def call(self, x, logdet):
-        return x[..., ::-1], logdet
+        return tf.reverse(x, axis=[-1]), logdet
 
     def reverse(self, z, logdet):
-        return z[..., ::-1], logdet
+        return tf.reverse(z, axis=[-1]), logdet
 
 
 class ShufflePermute(FlowLayer):

@@ -28,7 +28,7 @@ class Split2d(Layer):
 
     def prior(self, z1):
         """(mean, logs) of z2 given z1."""
-        return ops.interleaved(self.conv(z1))
+        return self.conv.interleaved_halves(z1)
 
     def call(self, z, objective):
         z1, z2 = ops.split_channels(z)

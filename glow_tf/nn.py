@@ -43,8 +43,8 @@ class _EdgePaddedConv(Layer):
         init = np.zeros(shape) if init_std == 0 else _rng(rng).normal(0.0, init_std, size=shape)
         self.W = self.add_array("W", init)
 
-    def convolve(self, x):
-        kernel = tf.convert_to_tensor(self.W)
+    def convolve(self, x, kernel=None):
+        kernel = tf.convert_to_tensor(self.W) if kernel is None else kernel
         if self.kernel_size == 1:
             return tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
         out = tf.nn.conv2d(x, kernel[:, :, : self.in_channels], strides=1, padding="SAME")
@@ -85,6 +85,19 @@ class Conv2DZeros(_EdgePaddedConv):
 
     def call(self, x):
         return (self.convolve(x) + self.b) * tf.exp(self.logs * self.logscale_factor)
+
+    def interleaved_halves(self, x):
+        """(h[..., 0::2], h[..., 1::2]) for h = self(x): the original's interleaved split of the output.
+
+        The output channels are regrouped (evens, then odds) in the small weights instead of slicing
+        the large output with stride 2, whose gradient is a slow scatter; the values are identical.
+        """
+        n = self.out_channels
+        order = np.concatenate([np.arange(0, n, 2), np.arange(1, n, 2)])
+        kernel = tf.gather(self.W, order, axis=3)
+        b, logs = tf.gather(self.b, order, axis=3), tf.gather(self.logs, order, axis=1)
+        h = (self.convolve(x, kernel) + b) * tf.exp(logs * self.logscale_factor)
+        return tf.split(h, 2, axis=-1)
 
 
 class LinearZeros(Layer):

@@ -49,14 +49,11 @@ def gaussian_logp(x, mean, logs):
 
 
 def split_channels(h):
-    """First and second half of the channel axis (z1 conditions z2 in coupling and split2d)."""
-    c = h.shape[-1]
-    return h[..., : c // 2], h[..., c // 2:]
+    """First and second half of the channel axis (z1 conditions z2 in coupling and split2d).
 
-
-def interleaved(h):
-    """Even and odd channels of h: the original's h[:, :, :, 0::2] and h[:, :, :, 1::2]."""
-    return h[..., 0::2], h[..., 1::2]
+    tf.split rather than slicing: its gradient is a concat, where a strided slice's is a scatter.
+    """
+    return tf.split(h, 2, axis=-1)
 
 
 def per_example(value, dtype):
