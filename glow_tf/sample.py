@@ -32,8 +32,8 @@ def default_n(hps) -> int:
 
 def labels(hps, n: int, y: Optional[int] = None) -> np.ndarray:
     """int32 [n]: the fixed class `y`, or each image's grid column mod n_y (0 for unconditional models)."""
-    if y is not None:
-        return np.full([n], y, np.int32)
+    if y is not None or not hps.ycond:
+        return np.full([n], y or 0, np.int32)
     columns = int(np.ceil(np.sqrt(n)))
     return (np.arange(n) % columns % hps.n_classes).astype(np.int32)
 

@@ -1,0 +1,316 @@
+"""The qualitative tools on a tiny checkpoint: sample, interpolate, manipulate, and their refusals.
+
+The checkpoint is a tiny Glow initialised on real images and then perturbed (so that no layer is the
+identity), written in train.py's layout. Inputs are real PNG and JPEG files from foolbox's samples.
+Reconstructions are compared honestly: decode(encode(x)) may differ from x by one level on the rare
+subpixel whose dequantisation noise fell within float32 rounding of a bin edge.
+"""
+
+import dataclasses
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from glow_tf import Glow, interpolate, manipulate, sample, tools_common
+from glow_tf.hparams import tiny
+from glow_tf.tools_common import ToolError
+from tests.flow_checks import randomize_weights
+from tests.images import foolbox_data_dir, imagenet_samples
+
+TINY = tiny()
+
+
+def make_checkpoint(logdir, hps=TINY, seed=0):
+    """A Glow initialised on real 8x8 images, perturbed, saved as <logdir>/checkpoints/ckpt-1 + hparams.json."""
+    tf.keras.utils.set_random_seed(seed)
+    model = Glow(hps)
+    model.initialize(imagenet_samples(hps.image_shape[0], n=8))
+    randomize_weights(model, scale=0.05, seed=seed)
+    folder = logdir / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "hparams.json").write_text(json.dumps(dataclasses.asdict(hps)))
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(folder), max_to_keep=1,
+                               checkpoint_name="ckpt").save()
+    return model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("run")
+    return str(logdir), make_checkpoint(logdir)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """Real files: two CIFAR-10 PNGs (32x32) and an ImageNet JPEG (non-square, larger)."""
+    folder = foolbox_data_dir()
+    return [str(p) for p in sorted(folder.glob("cifar10_*.png"))[:2]] + [str(sorted(folder.glob("imagenet_*.jpg"))[0])]
+
+
+def assert_reconstructs(actual, expected):
+    """Equal but for at most 2% of subpixels, each off by at most one level (spec §2.12, float32 edges)."""
+    diff = np.abs(actual.astype(int) - expected.astype(int))
+    assert diff.max() <= 1, f"reconstruction off by {diff.max()} levels"
+    assert np.mean(diff > 0) <= 0.02, f"{np.mean(diff > 0):.1%} of subpixels differ"
+
+
+def opened(path):
+    with Image.open(path) as img:
+        img.load()
+        return img.copy()
+
+
+def run_tool(module, argv, capsys):
+    """(exit status, stderr) of a tool's CLI, as `python -m` would run it."""
+    code = tools_common.run(module.PROG, module.main, argv)
+    return code, capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ sample
+def test_sample_writes_one_grid_per_temperature(checkpoint, tmp_path):
+    logdir, _ = checkpoint
+    written = sample.main([logdir, "--output", str(tmp_path), "--temperatures", "0,0.7", "--n", "5"])
+    assert len(written) == 2
+    grids = [np.asarray(opened(p)) for p in written]
+    # ceil(sqrt(5)) = 3 columns, 2 rows of 8x8 images; the sixth cell stays black.
+    assert all(g.shape == (16, 24, 3) for g in grids)
+    tiles = [grids[0][r * 8:(r + 1) * 8, c * 8:(c + 1) * 8] for r, c in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]]
+    assert all(np.array_equal(t, tiles[0]) for t in tiles), "temperature 0 gives the prior mean every time"
+    assert not np.array_equal(grids[1][:8, :8], grids[1][:8, 8:16]), "temperature 0.7 draws differ"
+    assert np.all(grids[0][8:, 16:] == 0)
+
+
+def test_sample_seed_fixes_the_draws(checkpoint, tmp_path):
+    logdir, _ = checkpoint
+    runs = [sample.main([logdir, "--output", str(tmp_path / name), "--temperatures", "1", "--n", "4",
+                         "--seed", seed])[0] for name, seed in (("a", "3"), ("b", "3"), ("c", "4"))]
+    a, b, c = (np.asarray(opened(p)) for p in runs)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_sample_labels_are_columns_mod_n_y_as_the_original():
+    hps = dataclasses.replace(TINY, ycond=True, n_y=2)
+    np.testing.assert_array_equal(sample.labels(hps, 9), [0, 1, 0, 0, 1, 0, 0, 1, 0])
+    np.testing.assert_array_equal(sample.labels(hps, 4, y=1), [1, 1, 1, 1])
+    np.testing.assert_array_equal(sample.labels(TINY, 4), [0, 0, 0, 0])
+
+
+def test_sample_class_conditional_label_changes_the_image(tmp_path):
+    logdir = tmp_path / "ycond"
+    make_checkpoint(logdir, dataclasses.replace(TINY, ycond=True, n_y=3), seed=1)
+    grids = [np.asarray(opened(sample.main([str(logdir), "--output", str(tmp_path / f"y{y}"), "--n", "1",
+                                             "--temperatures", "0", "--y", str(y)])[0])) for y in (0, 1)]
+    assert not np.array_equal(grids[0], grids[1])
+
+
+def test_sample_refuses_a_label_for_an_unconditional_model(checkpoint, tmp_path, capsys):
+    code, err = run_tool(sample, [checkpoint[0], "--output", str(tmp_path), "--y", "1"], capsys)
+    assert code == 2 and "--y 1" in err and "not class-conditional" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------- interpolate
+def test_mix_is_the_demos_linear_interpolation():
+    z1, z2 = np.array([0.0, 2.0]), np.array([4.0, -2.0])
+    np.testing.assert_allclose(interpolate.mix(z1, z2, [0, 0.25, 1]), [[0, 2], [1, 1], [4, -2]])
+
+
+def test_interpolation_end_points_reconstruct_the_inputs(checkpoint, photos):
+    _, model = checkpoint
+    images = tools_common.read_images(photos, TINY.image_shape)
+    frames = interpolate.interpolate(model, images, steps=5)
+    assert frames.shape == (2, 5, 8, 8, 3) and frames.dtype == np.uint8
+    assert_reconstructs(frames[0, 0], images[0])
+    assert_reconstructs(frames[0, -1], images[1])
+    assert_reconstructs(frames[1, -1], images[2])
+    np.testing.assert_array_equal(frames[0, -1], frames[1, 0])  # the same z decoded twice
+    middle = frames[0, 2]
+    assert not np.array_equal(middle, frames[0, 0]) and not np.array_equal(middle, frames[0, -1])
+
+
+def test_interpolate_cli_writes_strip_and_gif(checkpoint, photos, tmp_path):
+    logdir, _ = checkpoint
+    strip, gif = tmp_path / "mix.png", tmp_path / "mix.gif"
+    interpolate.main([logdir, *photos, "--output", str(strip), "--gif", str(gif), "--steps", "4"])
+    pixels = np.asarray(opened(strip))
+    assert pixels.shape == (2 * 8, 4 * 8, 3)  # one row per pair, one column per step
+    images = tools_common.read_images(photos, TINY.image_shape)
+    assert_reconstructs(pixels[:8, :8], images[0])
+    assert_reconstructs(pixels[:8, -8:], images[1])
+    assert_reconstructs(pixels[8:, -8:], images[2])
+    animation = opened(gif)
+    # 4 + 3 frames (the shared middle image once), then back again without repeating the ends.
+    assert Image.open(gif).n_frames == 7 + 5 and animation.size == (8, 8)
+
+
+# -------------------------------------------------------------------------------------------- manipulate
+def write_attr_records(path, images, attrs, labels=None):
+    """TFRecords in the original format (spec §4.1): shape, data, label and CelebA's attr int64[40]."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i, image in enumerate(images):
+            feature = {
+                "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=image.shape)),
+                "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0 if labels is None else labels[i]])),
+            }
+            if attrs is not None:
+                feature["attr"] = tf.train.Feature(int64_list=tf.train.Int64List(value=attrs[i]))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+@pytest.fixture(scope="module")
+def celeba(tmp_path_factory):
+    """A CelebA-like TFRecord set at 8x8: 12 real images with +-1 attributes, each attribute on both sides."""
+    root = tmp_path_factory.mktemp("celeba-tfr")
+    images = imagenet_samples(8, n=12)
+    rng = np.random.default_rng(0)
+    attrs = rng.choice([-1, 1], size=(12, 40))
+    attrs[0], attrs[1] = 1, -1
+    write_attr_records(root / "train" / "train-r03-s-0000-of-0001.tfrecords", images, attrs)
+    return root, images, attrs
+
+
+class FlattenModel:
+    """A stand-in whose eps is the image itself, so directions are plain means of pixels."""
+
+    def encode(self, x, y):
+        return np.asarray(x, np.float64).reshape(len(x), -1)
+
+
+def test_directions_are_mean_with_minus_mean_without(celeba):
+    root, images, attrs = celeba
+    files = manipulate.find_records(str(root), "train", 8)
+    batches = manipulate.attr_batches(files, TINY.image_shape, batch=5)  # 5 + 5 + 2: crosses batches
+    which = [manipulate.CELEBA_ATTRIBUTES.index(n) for n in ("Smiling", "Young")]
+    delta, n_pos, n_neg = manipulate.compute_directions(FlattenModel(), batches, 1, which)
+    flat = images.reshape(12, -1).astype(np.float64)
+    for k, a in enumerate(which):
+        with_it = attrs[:, a] > 0
+        np.testing.assert_allclose(delta[k], flat[with_it].mean(0) - flat[~with_it].mean(0))
+        assert (n_pos[k], n_neg[k]) == (with_it.sum(), (~with_it).sum())
+
+
+def test_directions_cli_saves_named_scaled_directions(checkpoint, celeba, tmp_path):
+    logdir, _ = checkpoint
+    out = tmp_path / "dirs.npz"
+    manipulate.main(["directions", logdir, "--data", str(celeba[0]), "--output", str(out),
+                     "--attributes", "Smiling,Young,Male", "--scale", "1.6", "--batch", "5"])
+    with np.load(out) as f:
+        assert list(f["names"]) == ["Smiling", "Young", "Male"]
+        assert f["directions"].shape == (3, 8 * 8 * 3) and np.all(np.isfinite(f["directions"]))
+        assert np.all(f["n_pos"] + f["n_neg"] == 12) and float(f["scale"]) == 1.6
+
+
+@pytest.fixture(scope="module")
+def directions(checkpoint, celeba, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dirs") / "dirs.npz"
+    manipulate.main(["directions", checkpoint[0], "--data", str(celeba[0]), "--output", str(out),
+                     "--attributes", "Smiling,Eyeglasses"])
+    return out
+
+
+def test_manipulation_with_alpha_zero_is_the_reconstruction(checkpoint, directions, photos):
+    _, model = checkpoint
+    image = tools_common.read_image(photos[2], TINY.image_shape)
+    _, deltas = manipulate.load_directions(str(directions), TINY)
+    strips = manipulate.manipulate(model, image, deltas, alphas=[-1.0, 0.0, 1.0])
+    assert strips.shape == (2, 3, 8, 8, 3)
+    assert_reconstructs(strips[0, 1], image)
+    np.testing.assert_array_equal(strips[0, 1], strips[1, 1])  # one z for every attribute
+    assert not np.array_equal(strips[0, 0], strips[0, 1]) and not np.array_equal(strips[0, 2], strips[0, 1])
+
+
+def test_apply_cli_writes_one_strip_per_attribute(checkpoint, directions, photos, tmp_path):
+    written = manipulate.main(["apply", checkpoint[0], photos[0], "--directions", str(directions),
+                               "--output", str(tmp_path), "--steps", "3"])
+    assert [p.rsplit("_", 1)[-1] for p in written] == ["Smiling.png", "Eyeglasses.png"]
+    image = tools_common.read_image(photos[0], TINY.image_shape)
+    for path in written:
+        strip = np.asarray(opened(path))
+        assert strip.shape == (8, 3 * 8, 3)
+        assert_reconstructs(strip[:, 8:16], image)  # alphas -1, 0, 1
+
+
+def test_unknown_attribute_is_refused_with_the_valid_names(checkpoint, celeba, directions, photos, tmp_path, capsys):
+    code, err = run_tool(manipulate, ["directions", checkpoint[0], "--data", str(celeba[0]), "--output",
+                                      str(tmp_path / "d.npz"), "--attributes", "Smiling,Sparkly"], capsys)
+    assert code == 2 and "unknown attribute Sparkly" in err and "5_o_Clock_Shadow" in err and "Young" in err
+    code, err = run_tool(manipulate, ["apply", checkpoint[0], photos[0], "--directions", str(directions),
+                                      "--output", str(tmp_path), "--attributes", "Young"], capsys)
+    assert code == 2 and "unknown attribute Young; valid names: Smiling, Eyeglasses" in err
+
+
+def test_records_without_attr_or_of_another_size_are_refused(checkpoint, tmp_path, capsys):
+    images = imagenet_samples(8, n=2)
+    write_attr_records(tmp_path / "plain.tfrecords", images, None)
+    write_attr_records(tmp_path / "big.tfrecords", imagenet_samples(16, n=2), np.ones((2, 40), int))
+    for name, expected in (("plain", "no `attr` int64[40]"), ("big", "images of shape (16, 16, 3)")):
+        code, err = run_tool(manipulate, ["directions", checkpoint[0], "--data", str(tmp_path / f"{name}.tfrecords"),
+                                          "--output", str(tmp_path / "d.npz")], capsys)
+        assert code == 2 and expected in err and "Traceback" not in err
+
+
+def test_directions_of_another_configuration_are_refused(checkpoint, photos, tmp_path, capsys):
+    other = dataclasses.replace(TINY, width=16)
+    path = tmp_path / "other.npz"
+    manipulate.save_directions(str(path), ["Smiling"], np.ones((1, 192)), [1], [1], 1.0, other)
+    code, err = run_tool(manipulate, ["apply", checkpoint[0], photos[0], "--directions", str(path),
+                                      "--output", str(tmp_path)], capsys)
+    assert code == 2 and "another configuration" in err and "width: directions 16, model 8" in err
+
+
+# --------------------------------------------------------------------------------------------- bad input
+def bad_image_files(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(small)
+    return {"missing": (str(tmp_path / "missing.jpg"), "missing.jpg does not exist"),
+            "not an image": (str(text), "notes.png is not a readable image"),
+            "too small": (str(small), "small.png is 6x4, smaller than the model's 8x8")}
+
+
+@pytest.mark.parametrize("case", ["missing", "not an image", "too small"])
+def test_bad_images_are_refused_by_interpolate_and_manipulate(checkpoint, directions, photos, tmp_path, capsys, case):
+    path, message = bad_image_files(tmp_path)[case]
+    code, err = run_tool(interpolate, [checkpoint[0], photos[0], path, "--output", str(tmp_path / "o.png")], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+    code, err = run_tool(manipulate, ["apply", checkpoint[0], path, "--directions", str(directions),
+                                      "--output", str(tmp_path)], capsys)
+    assert code == 2 and message in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_checkpoint_of_another_configuration_is_refused(checkpoint, tmp_path, capsys):
+    logdir = tmp_path / "edited"
+    shutil.copytree(checkpoint[0], logdir)
+    hps_file = logdir / "checkpoints" / "hparams.json"
+    hps_file.write_text(json.dumps({**json.loads(hps_file.read_text()), "width": 16}))
+    for tool, argv in ((sample, [str(logdir), "--output", str(tmp_path / "s")]),
+                       (interpolate, [str(logdir), "a.png", "b.png", "--output", str(tmp_path / "i.png")])):
+        code, err = run_tool(tool, argv, capsys)
+        assert code == 2 and "does not match the model of its hparams" in err and "Traceback" not in err
+
+
+def test_missing_checkpoint_is_refused(tmp_path, capsys):
+    code, err = run_tool(sample, [str(tmp_path / "nowhere"), "--output", str(tmp_path)], capsys)
+    assert code == 2 and "nowhere" in err
+
+
+@pytest.mark.parametrize("module", [sample, interpolate, manipulate])
+def test_help_describes_the_tool(module, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    assert exit_info.value.code == 0 and "spec §" in capsys.readouterr().out
+
+
+def test_grid_is_ceil_sqrt_wide_row_by_row():
+    images = np.arange(5)[:, None, None, None] * np.ones((5, 2, 2, 1), np.uint8)
+    mosaic = tools_common.grid(images)
+    assert mosaic.shape == (4, 6, 1) and math.ceil(math.sqrt(5)) == 3
+    np.testing.assert_array_equal(mosaic[::2, ::2, 0], [[0, 1, 2], [3, 4, 0]])
