@@ -46,45 +46,37 @@ def _module_class():
             super().__init__(name="glow")
             hps = model.hps
             height, width, channels = hps.image_shape
-            # Tracking the variables (not the Keras model) keeps Keras out of the SavedModel, so loading
-            # needs TensorFlow only.
+            # The functions close over the Keras model, but only its variables are attributes: Keras
+            # objects stay out of the SavedModel, so loading it needs TensorFlow alone.
             self.model_variables = list(model.variables)
             self.image_shape = tf.Variable(hps.image_shape, trainable=False, dtype=tf.int32)
             self.n_bits_x = tf.Variable(hps.n_bits_x, trainable=False, dtype=tf.int32)
             self.n_classes = tf.Variable(hps.n_classes, trainable=False, dtype=tf.int32)
             self.eps_shapes = tf.Variable(np.asarray(model.eps_shapes), trainable=False, dtype=tf.int32)
-            self._model = model
+
+            def encode_with_noise(x, y, noise):
+                # The model's own dequantisation, with U(0, 1/n_bins) given as noise / n_bins.
+                z = tf.cast(ops.preprocess(x, hps.n_bits_x), tf.float32) + noise / hps.n_bins
+                return model.flatten_eps(model.encoder(z, y)[2])
+
+            def encode(x, y):
+                return encode_with_noise(x, y, tf.random.uniform(tf.shape(x), 0.0, 1.0))
+
+            def decode(z, y):
+                return ops.postprocess(model.decoder(y, eps=model.unflatten_eps(z)), hps.n_bits_x)
+
+            def sample(temperature, y):
+                return ops.postprocess(model.decoder(y, temperature=temperature), hps.n_bits_x)
+
             x = tf.TensorSpec([None, height, width, channels], tf.uint8, name="x")
             y = tf.TensorSpec([None], tf.int32, name="y")
             noise = tf.TensorSpec([None, height, width, channels], tf.float32, name="noise")
             z = tf.TensorSpec([None, model.n_dims], tf.float32, name="z")
             temperature = tf.TensorSpec([None], tf.float32, name="temperature")
-            self.encode = tf.function(self._encode, input_signature=[x, y])
-            self.encode_with_noise = tf.function(self._encode_with_noise, input_signature=[x, y, noise])
-            self.decode = tf.function(self._decode, input_signature=[z, y])
-            self.sample = tf.function(self._sample, input_signature=[temperature, y])
-
-        def _trackable_children(self, save_type="checkpoint", **kwargs):
-            # The Keras model is reached through the functions only; its variables are saved above.
-            children = super()._trackable_children(save_type, **kwargs)
-            children.pop("_model", None)
-            return children
-
-        def _encode_with_noise(self, x, y, noise):
-            model = self._model
-            z = tf.cast(ops.preprocess(x, model.hps.n_bits_x), tf.float32) + noise / model.hps.n_bins
-            _, _, eps = model.encoder(z, y)
-            return model.flatten_eps(eps)
-
-        def _encode(self, x, y):
-            return self._encode_with_noise(x, y, tf.random.uniform(tf.shape(x), 0.0, 1.0))
-
-        def _decode(self, z, y):
-            return ops.postprocess(self._model.decoder(y, eps=self._model.unflatten_eps(z)),
-                                   self._model.hps.n_bits_x)
-
-        def _sample(self, temperature, y):
-            return ops.postprocess(self._model.decoder(y, temperature=temperature), self._model.hps.n_bits_x)
+            self.encode = tf.function(encode, input_signature=[x, y])
+            self.encode_with_noise = tf.function(encode_with_noise, input_signature=[x, y, noise])
+            self.decode = tf.function(decode, input_signature=[z, y])
+            self.sample = tf.function(sample, input_signature=[temperature, y])
 
         def signatures(self) -> dict:
             """Serving signatures with named outputs, for tools that read signatures (e.g. TF Serving)."""
