@@ -92,9 +92,6 @@ def find_records(data: str, split: str, resolution: int) -> list:
     return files
 
 
-FEATURES = ("shape", "data", "label", "attr")
-
-
 def _check_first_record(path: str, image_shape) -> None:
     """Refuse, before encoding anything, records without `attr` or of another size."""
     import tensorflow as tf
@@ -124,8 +121,7 @@ def attr_batches(files: Sequence[str], image_shape, batch: int,
     """(x uint8 [B, H, W, C], y int32 [B], attr int64 [B, 40]) from TFRecords in the original format."""
     import tensorflow as tf
 
-    for path in files[:1]:
-        _check_first_record(path, image_shape)
+    _check_first_record(files[0], image_shape)  # later files are checked record by record below
     spec = {
         "shape": tf.io.FixedLenFeature([3], tf.int64),
         "data": tf.io.FixedLenFeature([], tf.string),
@@ -196,7 +192,8 @@ def load_directions(path: str, hps) -> Tuple[list, np.ndarray]:
         raise ToolError(f"--directions {path} does not exist (make it with `{PROG} directions`)")
     try:
         with np.load(path, allow_pickle=False) as f:
-            names, directions, config = list(f["names"]), f["directions"], json.loads(str(f["config"]))
+            names, directions = [str(n) for n in f["names"]], f["directions"]
+            config = json.loads(str(f["config"]))
     except (OSError, ValueError, KeyError) as err:
         raise ToolError(f"--directions {path} is not a directions file of `{PROG} directions` ({err})") \
             from None

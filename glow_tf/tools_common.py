@@ -54,9 +54,15 @@ def load(args):
     """(model, hps) from the parsed checkpoint flags; seeds TF first, so a seed fixes every draw."""
     import tensorflow as tf
 
-    from glow_tf.checkpoints import load_model
+    from glow_tf.checkpoints import load_model, resolve
 
     tf.keras.utils.set_random_seed(args.seed)
+    if args.ema:
+        # Said here, because load_model would report the missing average as a configuration mismatch.
+        prefix = resolve(args.checkpoint)
+        if not any(name.startswith("ema/") for name, _ in tf.train.list_variables(prefix)):
+            raise ToolError(f"--ema: {prefix} holds no Polyak average (model-only checkpoints, such as "
+                            f"convert_tf1's without --ema, have none); leave out --ema")
     model, hps, _ = load_model(args.checkpoint, ema=args.ema)
     return model, hps
 
@@ -94,19 +100,18 @@ def read_image(path: str, image_shape) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     height, width, channels = image_shape
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise ToolError(f"the model has {channels} channels; only grey (1) or RGB (3) images can be read")
     if not os.path.exists(path):
         raise ToolError(f"image {path} does not exist")
     if not os.path.isfile(path):
         raise ToolError(f"image {path} is not a file")
     try:
         with Image.open(path) as img:
-            img.load()
-            img = img.convert({1: "L", 3: "RGB"}[channels])
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            img = img.convert(mode)  # decodes the whole file, so a truncated one fails here
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ToolError(f"{path} is not a readable image ({err})") from None
-    except KeyError:
-        raise ToolError(f"the model has {channels} channels; only grey (1) or RGB (3) images can be read") \
-            from None
     side = min(img.size)
     if side < max(height, width):
         raise ToolError(f"{path} is {img.width}x{img.height}, smaller than the model's {width}x{height}; "

@@ -18,6 +18,7 @@ from PIL import Image
 
 from glow_tf import Glow, interpolate, manipulate, sample, tools_common
 from glow_tf.hparams import tiny
+from glow_tf.optim import PolyakAverage
 from glow_tf.tools_common import ToolError
 from tests.flow_checks import randomize_weights
 from tests.images import foolbox_data_dir, imagenet_samples
@@ -25,18 +26,24 @@ from tests.images import foolbox_data_dir, imagenet_samples
 TINY = tiny()
 
 
-def make_checkpoint(logdir, hps=TINY, seed=0):
-    """A Glow initialised on real 8x8 images, perturbed, saved as <logdir>/checkpoints/ckpt-1 + hparams.json."""
+def make_checkpoint(logdir, hps=TINY, seed=0, ema=False):
+    """A Glow initialised on real 8x8 images, perturbed, saved as <logdir>/checkpoints/ckpt-1 + hparams.json.
+
+    With `ema`, a Polyak average holding the weights from before the perturbation is saved too, as
+    train.py does; (model, average) is returned then.
+    """
     tf.keras.utils.set_random_seed(seed)
     model = Glow(hps)
     model.initialize(imagenet_samples(hps.image_shape[0], n=8))
+    average = PolyakAverage(model.trainable_variables, decay=0.0) if ema else None
     randomize_weights(model, scale=0.05, seed=seed)
     folder = logdir / "checkpoints"
     folder.mkdir(parents=True)
     (folder / "hparams.json").write_text(json.dumps(dataclasses.asdict(hps)))
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(folder), max_to_keep=1,
+    objects = {"model": model, **({"ema": average} if ema else {})}
+    tf.train.CheckpointManager(tf.train.Checkpoint(**objects), str(folder), max_to_keep=1,
                                checkpoint_name="ckpt").save()
-    return model
+    return (model, average) if ema else model
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +98,19 @@ def test_sample_seed_fixes_the_draws(checkpoint, tmp_path):
                          "--seed", seed])[0] for name, seed in (("a", "3"), ("b", "3"), ("c", "4"))]
     a, b, c = (np.asarray(opened(p)) for p in runs)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_sample_ema_uses_the_polyak_average(checkpoint, tmp_path, capsys):
+    model, average = make_checkpoint(tmp_path / "run", seed=2, ema=True)
+    argv = [str(tmp_path / "run"), "--n", "1", "--temperatures", "0"]
+    raw, polyak = (np.asarray(opened(sample.main(argv + ["--output", str(tmp_path / name), *flags])[0]))
+                   for name, flags in (("raw", []), ("ema", ["--ema"])))
+    np.testing.assert_array_equal(raw, model.sample(1, 0.0)[0])
+    average.swap(model.trainable_variables)
+    np.testing.assert_array_equal(polyak, model.sample(1, 0.0)[0])
+    assert not np.array_equal(raw, polyak)
+    code, err = run_tool(sample, [checkpoint[0], "--output", str(tmp_path), "--ema"], capsys)
+    assert code == 2 and "holds no Polyak average" in err
 
 
 def test_sample_labels_are_columns_mod_n_y_as_the_original():
