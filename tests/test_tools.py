@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from glow_tf import Glow, interpolate, manipulate, sample, tools_common
+from glow_tf import Glow, convert_tf1, export, interpolate, manipulate, sample, tools_common
 from glow_tf.hparams import tiny
 from glow_tf.optim import PolyakAverage
 from glow_tf.tools_common import ToolError
@@ -226,6 +226,27 @@ def test_directions_cli_saves_named_scaled_directions(checkpoint, celeba, tmp_pa
         assert np.all(f["n_pos"] + f["n_neg"] == 12) and float(f["scale"]) == 1.6
 
 
+def test_directions_read_the_attr_of_tfrecords_tools_celeba(checkpoint, tmp_path):
+    """The converter's output (a CelebA folder + list_attr_celeba.txt) is what `directions` reads."""
+    from tests import data_fixtures
+    from tfrecords_tools import celeba as celeba_converter
+
+    folder, attr_file, attrs = data_fixtures.celeba_folder(str(tmp_path), count=6)
+    celeba_converter.main(["--input", folder, "--attr", attr_file, "--output", str(tmp_path / "tfr"),
+                           "--resolution", "8", "--lods", "1", "--shards", "1", "--n-validation", "2",
+                           "--workers", "0", "--quiet"])
+    rows = np.concatenate([attr for split in ("train", "validation") for _, _, attr in manipulate.attr_batches(
+        manipulate.find_records(str(tmp_path / "tfr"), split, 8), TINY.image_shape, batch=4)])
+    assert sorted(map(tuple, rows)) == sorted(attrs.values())  # every image's 40 values, in order
+    out = tmp_path / "dirs.npz"
+    manipulate.main(["directions", checkpoint[0], "--data", str(tmp_path / "tfr"), "--output", str(out)])
+    with np.load(out) as f:
+        assert np.all(f["n_pos"] + f["n_neg"] == 4)  # the 4 training images
+        train = rows[:4]
+        for name, n_pos in zip(f["names"], f["n_pos"]):
+            assert n_pos == np.sum(train[:, manipulate.CELEBA_ATTRIBUTES.index(str(name))] > 0)
+
+
 @pytest.fixture(scope="module")
 def directions(checkpoint, celeba, tmp_path_factory):
     out = tmp_path_factory.mktemp("dirs") / "dirs.npz"
@@ -322,7 +343,7 @@ def test_missing_checkpoint_is_refused(tmp_path, capsys):
     assert code == 2 and "nowhere" in err
 
 
-@pytest.mark.parametrize("module", [sample, interpolate, manipulate])
+@pytest.mark.parametrize("module", [sample, interpolate, manipulate, export, convert_tf1])
 def test_help_describes_the_tool(module, capsys):
     with pytest.raises(SystemExit) as exit_info:
         module.main(["--help"])
