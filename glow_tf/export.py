@@ -130,12 +130,15 @@ def main(argv: Optional[Sequence[str]] = None):
             raise ToolError(f"--output {args.output} is a file, not a folder")
     model, _ = tools_common.load(args)
     tmp = args.output.rstrip("/") + f".tmp{os.getpid()}"
-    export(model, tmp)
-    if not args.no_check:
-        check_export(model, tmp, args.seed)
-    if os.path.exists(args.output):
-        shutil.rmtree(args.output)
-    os.replace(tmp, args.output)  # a reader never sees half an export
+    try:
+        export(model, tmp)
+        if not args.no_check:
+            check_export(model, tmp, args.seed)
+        if os.path.exists(args.output):
+            shutil.rmtree(args.output)
+        os.replace(tmp, args.output)  # a reader never sees half an export
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote SavedModel {args.output} (encode, encode_with_noise, decode, sample)")
     return args.output
 

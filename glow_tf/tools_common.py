@@ -8,6 +8,7 @@ graphics.py (the PNG grid writer) and the image handling of demo/ (spec §5).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -154,12 +155,22 @@ def _prepare(path: str) -> None:
         raise ToolError(f"cannot create the output folder {folder} ({err.strerror})") from None
 
 
+@contextlib.contextmanager
+def _writing(path: str):
+    """Report an unwritable output (permissions, a folder in the way, a full disk) as a user error."""
+    try:
+        yield
+    except OSError as err:
+        raise ToolError(f"cannot write {path} ({err.strerror or err})") from None
+
+
 def save_png(image: np.ndarray, path: str) -> str:
     """Write one HWC uint8 image as PNG (through a temporary name, so a reader never sees half a file)."""
     _prepare(path)
     tmp = f"{path}.tmp{os.getpid()}.png"
-    _pil(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with _writing(path):
+        _pil(image).save(tmp, format="PNG")
+        os.replace(tmp, path)
     return path
 
 
@@ -169,6 +180,7 @@ def save_gif(frames: np.ndarray, path: str, frame_ms: int = 100, loop: bool = Tr
     frames = list(frames) + (list(frames[-2:0:-1]) if loop and len(frames) > 2 else [])
     images = [_pil(f) for f in frames]
     tmp = f"{path}.tmp{os.getpid()}.gif"
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
-    os.replace(tmp, path)
+    with _writing(path):
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+        os.replace(tmp, path)
     return path
