@@ -19,7 +19,6 @@ from PIL import Image
 from glow_tf import Glow, convert_tf1, export, interpolate, manipulate, sample, tools_common
 from glow_tf.hparams import tiny
 from glow_tf.optim import PolyakAverage
-from glow_tf.tools_common import ToolError
 from tests.flow_checks import randomize_weights
 from tests.images import foolbox_data_dir, imagenet_samples
 
