@@ -17,8 +17,8 @@ log-scales are stored divided by 3), so the import is a name map plus checks: a 
 needs that the file lacks, a `model/` name the configuration does not explain, or a shape that differs
 refuses the import, listing them, and describes the configuration the file looks like. Optimizer slots
 (unnamed `Variable_N`) are ignored; `--ema` takes the Polyak averages (`.../ExponentialMovingAverage`)
-the original saved but never used. The result is a checkpoint in train.py's layout,
-`<output>/checkpoints/ckpt-0` with its hparams.json, which every tool and `train.py --restore_path` read.
+the original saved but never used. The result is a model-only checkpoint in train.py's layout,
+`<output>/checkpoints/ckpt-0` with its hparams.json, which every tool reads.
 """
 
 from __future__ import annotations
