@@ -65,6 +65,8 @@ def load_model(path: str, hps: HParams | None = None, ema: bool = False):
     model = Glow(hps)
     objects = {"model": model}
     if ema:
+        if not any(name.startswith("ema/") for name, _ in tf.train.list_variables(prefix)):
+            raise CheckpointError(f"{prefix} holds no Polyak average (ema); load it without --ema")
         objects["ema"] = PolyakAverage(model.trainable_variables, decay=0.0)
     try:
         status = tf.train.Checkpoint(**objects).read(prefix)
