@@ -108,7 +108,38 @@ class GlowOptimizer(tf.Module):
             g1s = self._allreduce_mean(grads)
             g2s = [None] * len(grads)
 
-        alpha_t = tf.cast(lr, tf.float32) * self.learning_rate_factor()
+        lr = tf.cast(lr, tf.float32)
+        if self.kind != "adam2" and self.beta1 > 0:
+            self._apply_fused(g1s, variables, lr)
+        else:
+            self._apply_ops(g1s, g2s, variables, lr * self.learning_rate_factor())
+        self.t.assign_add(1.0)
+
+    def _apply_fused(self, grads, variables, lr):
+        """Adam/Adamax through TF's fused training kernels: one op per variable instead of about twenty.
+
+        Their arithmetic is the original's: ApplyAdam uses lr*sqrt(1-beta2^t)/(1-beta1^t) and
+        m/(sqrt(v)+eps); ApplyAdaMax is given alpha_t with beta1_power=0 (so it divides by 1) and computes
+        m/(u+eps). Only the rounding differs (m += (g-m)(1-beta1) instead of beta1*m + (1-beta1)*g). With
+        far fewer ops, tracing, graph optimisation and every step get cheaper (spec §3.2).
+        """
+        beta1, beta2, eps = (tf.constant(b, tf.float32) for b in (self.beta1, self.beta2, self.epsilon))
+        beta1_power, beta2_power = tf.pow(beta1, self.t), tf.pow(beta2, self.t)
+        alpha_t = lr * self.learning_rate_factor()
+        for w, g, m1, m2 in zip(variables, grads, self.m1, self.m2):
+            w = tf_variable(w)
+            if self.weight_decay != 1.0:  # w <- wd*w - step: decay first, then the kernel subtracts the step
+                w.assign(self.weight_decay * w)
+            if self.kind == "adamax":
+                tf.raw_ops.ResourceApplyAdaMax(var=w.handle, m=m1.handle, v=m2.handle, beta1_power=0.0,
+                                               lr=alpha_t, beta1=beta1, beta2=beta2, epsilon=eps, grad=g)
+            else:
+                tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m1.handle, v=m2.handle, beta1_power=beta1_power,
+                                             beta2_power=beta2_power, lr=lr, beta1=beta1, beta2=beta2,
+                                             epsilon=eps, grad=g)
+
+    def _apply_ops(self, g1s, g2s, variables, alpha_t):
+        """The update written out as in optim.py: adam2 (averaged g^2), and beta1 = 0 (no first moment)."""
         for i, (w, g, g2) in enumerate(zip(variables, g1s, g2s)):
             w = tf_variable(w)
             if self.beta1 > 0:
@@ -124,7 +155,6 @@ class GlowOptimizer(tf.Module):
                 m2 = m2.assign(self.beta2 * m2 + (1.0 - self.beta2) * sq)
                 delta = m1 / (tf.sqrt(m2) + self.epsilon)
             w.assign(self.weight_decay * w - alpha_t * delta)
-        self.t.assign_add(1.0)
 
 
 class PolyakAverage(tf.Module):
