@@ -7,7 +7,13 @@
     z = model.encode(x); x2 = model.decode(z); s = model.sample(8, temperature=0.7)
 """
 
-from glow_tf.hparams import HParams, PRESETS
-from glow_tf.model import Glow
+import os
+
+# The command-line tools (python -m glow_tf.<tool>) import this package before their own code runs:
+# keep TensorFlow's C++ start-up banners out of their output unless the user asked for them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from glow_tf.hparams import HParams, PRESETS  # noqa: E402
+from glow_tf.model import Glow  # noqa: E402
 
 __all__ = ["HParams", "Glow", "PRESETS"]

@@ -75,7 +75,7 @@ class Glow(keras.Model):
             return tf.zeros([batch], tf.int32)
         return tf.cast(tf.convert_to_tensor(y), tf.int32)
 
-    def _dequantize(self, x):
+    def dequantize(self, x):
         """Preprocess and add U(0, 1/n_bins) noise, drawn afresh on every pass as in the original."""
         z = tf.cast(ops.preprocess(x, self.hps.n_bits_x), self.compute_dtype)
         return z + tf.random.uniform(tf.shape(z), 0.0, 1.0 / self.hps.n_bins, dtype=z.dtype)
@@ -110,7 +110,7 @@ class Glow(keras.Model):
         self._check_images(x)
         y = self._labels(y, tf.shape(x)[0])
         checkpoint = bool(self.hps.gradient_checkpointing) and training
-        z, objective, _ = self.encoder(self._dequantize(x), y, checkpoint=checkpoint)
+        z, objective, _ = self.encoder(self.dequantize(x), y, checkpoint=checkpoint)
         bits_x = -objective / (math.log(2.0) * self.n_dims)
         if self.classifier is not None:
             bits_y, pred_loss = self.classifier(z, y)
@@ -147,7 +147,7 @@ class Glow(keras.Model):
         x = tf.convert_to_tensor(x)
         self._check_images(x)
         with ddi():
-            self.encoder(self._dequantize(x), self._labels(y, x.shape[0]))
+            self.encoder(self.dequantize(x), self._labels(y, x.shape[0]))
 
     # ---------------------------------------------------------------------------------------- decoder
     def decoder(self, y, eps=None, temperature=None):
@@ -172,7 +172,7 @@ class Glow(keras.Model):
         return [tf.reshape(p, [-1, *s]) for p, s in zip(parts, self.eps_shapes)]
 
     def _encode_flat(self, x, y):
-        _, _, eps = self.encoder(self._dequantize(x), y)
+        _, _, eps = self.encoder(self.dequantize(x), y)
         return self.flatten_eps(eps)
 
     def _decode_flat(self, flat, y):

@@ -47,7 +47,7 @@ def test_bits_x_follows_the_original_formula():
     model = make_model(hps, dtype="float64")
     x_uint8 = np.random.default_rng(1).integers(0, 256, (3, *hps.image_shape)).astype(np.uint8)
     fixed = continuous_input(hps)
-    model._dequantize = lambda x: tf.constant(fixed)  # pin the dequantisation noise
+    model.dequantize = lambda x: tf.constant(fixed)  # pin the dequantisation noise
     bits = model.objective_terms(tf.constant(x_uint8), training=False)["bits_x"].numpy()
     objective = reference.glow_objective(model, fixed, np.zeros(3, int))[0]
     d = np.prod(hps.image_shape)
@@ -71,7 +71,7 @@ def assert_reconstructs(model, x):
     happens for about err * n_bins of the pixels, so allow exactly that.
     """
     hps = model.hps
-    xc = model._dequantize(tf.constant(x))
+    xc = model.dequantize(tf.constant(x))
     y = tf.zeros([x.shape[0]], tf.int32)
     err = np.abs(model.decoder(y, eps=model.encoder(xc, y)[2]).numpy() - xc.numpy()).max()
     assert err < 1e-3 / hps.n_bins, f"reconstruction error {err} is not small against a bin"

@@ -1,0 +1,87 @@
+"""Horovod, or one process with the same interface (spec §3.7).
+
+train.py and the evaluator run the same code path in one process and under `horovodrun -np N`:
+`init_distributed()` returns a Horovod rank when the process was started by a launcher, else rank 0 of 1,
+so a single-process run never imports Horovod.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tf.optim import tf_variable
+
+LAUNCHER_ENV = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+
+
+class SingleProcess:
+    """Rank 0 of 1: what the training loop needs from Horovod, without Horovod."""
+
+    rank, size, local_rank = 0, 1, 0
+    horovod = False
+
+    def allreduce_mean(self, tensors):
+        return list(tensors)
+
+    def allreduce_sum(self, array: np.ndarray) -> np.ndarray:
+        return np.asarray(array)
+
+    def broadcast(self, variables):
+        pass
+
+    def allgather(self, array: np.ndarray) -> np.ndarray:
+        return array
+
+
+class HorovodProcess:
+    """One rank of a Horovod job: averaging, broadcasts and gathers go through horovod.tensorflow."""
+
+    horovod = True
+
+    def __init__(self, hvd):
+        self.hvd = hvd
+        hvd.init()
+        self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+
+    def allreduce_mean(self, tensors):
+        # One grouped call: Horovod fuses the gradients into few messages (what DistributedGradientTape
+        # does); the original averaged each gradient with its own allreduce.
+        return self.hvd.grouped_allreduce(list(tensors), op=self.hvd.Average)
+
+    def allreduce_sum(self, array: np.ndarray) -> np.ndarray:
+        return self.hvd.allreduce(tf.convert_to_tensor(array), op=self.hvd.Sum).numpy()
+
+    def broadcast(self, variables):
+        # Horovod 0.28 needs tf.Variables; Keras 3 variables are unwrapped (shared/reference notes).
+        self.hvd.broadcast_variables([tf_variable(v) for v in variables], root_rank=0)
+
+    def allgather(self, array: np.ndarray) -> np.ndarray:
+        return self.hvd.allgather(tf.convert_to_tensor(array)).numpy()
+
+
+class DistributedError(RuntimeError):
+    """Launched as one of several ranks, but Horovod cannot be used."""
+
+
+def init_distributed():
+    """Horovod when this process was started by horovodrun/mpirun and Horovod imports; else one process."""
+    if not any(name in os.environ for name in LAUNCHER_ENV):
+        return SingleProcess()
+    try:
+        import horovod.tensorflow as hvd
+    except ImportError as err:
+        raise DistributedError(f"launched as one of several ranks but horovod.tensorflow does not import "
+                               f"({err}); run scripts/install_horovod.sh or `make install`") from None
+    return HorovodProcess(hvd)
+
+
+def configure_devices(dist) -> None:
+    """One GPU per local rank, memory allocated as needed (the original's visible_device_list/allow_growth)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        gpu = gpus[dist.local_rank % len(gpus)]
+        tf.config.set_visible_devices(gpu, "GPU")
+        tf.config.experimental.set_memory_growth(gpu, True)

@@ -1,0 +1,75 @@
+"""glow_tf.evaluate (issue 5): agrees with train.py's validation, and its Monte Carlo error behaves."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import train
+from data_loaders import get_data
+from glow_tf import checkpoints, evaluate
+
+FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+pytestmark = pytest.mark.skipif(not os.path.exists(FASHION), reason="needs Debian's dataset-fashion-mnist")
+
+# 8x8 Fashion-MNIST, 2 levels of 2 steps, width 8: two epochs of 8 steps, validation on 40 test images.
+ARGS = ["--preset", "tiny", "--problem", "fashion_mnist", "--anchor_size", "8", "--n_train", "32",
+        "--n_test", "40", "--epochs_warmup", "1", "--epochs_full_valid", "1", "--epochs", "3"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    logdir = str(tmp_path_factory.mktemp("run"))
+    assert train.main(ARGS + ["--logdir", logdir]) == 0
+    return logdir
+
+
+def test_matches_the_training_loops_validation(trained):
+    with open(os.path.join(trained, "test.txt")) as f:
+        last = [json.loads(line) for line in f if line.strip()][-1]
+    model, hps, _ = checkpoints.load_model(os.path.join(trained, "checkpoints"))
+    splits = get_data(hps)
+    tf.random.set_seed(1)
+    result = evaluate.evaluate(model, splits.test, splits.test_its, draws=8)
+    assert result["n_images"] == 40
+    # The loop's value is one draw per image; ours averages 8, so they differ by the draw noise only.
+    assert abs(result["bits_x"] - float(last["bits_x"])) < 5 * result["se_draws"] * np.sqrt(8) + 1e-4
+    assert result["recon_max_abs"] < 1e-4 and result["recon_changed_fraction"] < 1e-3
+
+
+def test_standard_error_of_the_draws_shrinks_with_more_draws(trained):
+    model, hps, _ = checkpoints.load_model(trained)
+    splits = get_data(hps)
+    tf.random.set_seed(2)
+    many = evaluate.evaluate(model, splits.test, splits.test_its, draws=64, reconstruct=False)
+    per_draw = np.asarray(many["per_draw"])
+    assert many["bits_x"] == pytest.approx(per_draw.mean())
+    assert many["se_draws"] == pytest.approx(per_draw.std(ddof=1) / 8.0)
+    # The same draws taken 4 at a time: their standard errors are about sqrt(64/4) = 4 times larger.
+    se_4 = np.mean([g.std(ddof=1) / 2.0 for g in per_draw.reshape(16, 4)])
+    assert 2.0 < se_4 / many["se_draws"] < 8.0
+    few = evaluate.evaluate(model, splits.test, splits.test_its, draws=4, reconstruct=False)
+    # The test-set error does not depend on the number of draws.
+    assert few["se_images"] == pytest.approx(many["se_images"], rel=0.05)
+
+
+def test_cli_writes_json_and_polyak_weights_differ(trained, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert evaluate.main(["--restore_path", trained, "--draws", "2", "--output", str(out)]) == 0
+    raw = json.loads(out.read_text())
+    assert raw["weights"] == "raw" and raw["n_images"] == 40 and "bits/dim" in capsys.readouterr().out
+    assert evaluate.main(["--restore_path", trained, "--draws", "2", "--ema", "--output", str(out)]) == 0
+    polyak = json.loads(out.read_text())
+    assert polyak["weights"] == "polyak" and polyak["bits_x"] != raw["bits_x"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--restore_path", "/nonexistent/run"], "no checkpoint at /nonexistent/run"),
+    (["--draws", "0"], "draws=0 must be at least 1"),
+])
+def test_bad_input_is_one_clear_error(trained, args, message, capsys):
+    argv = args if args[0] == "--restore_path" else ["--restore_path", trained] + args
+    assert evaluate.main(argv) == 2
+    assert message in capsys.readouterr().err
