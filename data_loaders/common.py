@@ -55,24 +55,21 @@ def _min_batch_for(local: int, hps: HParams) -> int:
     return -(-local * size ** 2 // hps.anchor_size ** 2)
 
 
-def local_batch_test(hps: HParams) -> int:
+def local_batch_test(hps: HParams, n_test: Optional[int] = None, size: int = 1) -> int:
     """The original's test batch table, keyed by the per-GPU training batch (spec §3.1).
 
-    The original raised `KeyError: 0` for batches outside the table (issue #48); this names the valid
-    n_batch_train values for the current image and anchor sizes instead.
+    The original raised KeyError for per-GPU batches outside the table: `KeyError: 0` for an empty batch
+    (issue #48; local_batch_train refuses that clearly) and `KeyError: 7` for LSUN at 96x96, whose
+    README command therefore never ran. Outside the table we take the largest batch, up to the training
+    batch, that splits n_test evenly over the ranks (6 for LSUN-96's 300 images per rank).
     """
     batch = local_batch_train(hps)
-    if batch not in LOCAL_BATCH_TEST:
-        size = hps.image_shape[0]
-        # Some table entries are unreachable when anchor_size > image_size; list only reachable ones.
-        valid = sorted(n for n in {_min_batch_for(k, hps) for k in LOCAL_BATCH_TEST}
-                       if n * hps.anchor_size ** 2 // size ** 2 in LOCAL_BATCH_TEST)
-        raise DataError(
-            f"per-GPU training batch {batch} (n_batch_train={hps.n_batch_train} * anchor_size="
-            f"{hps.anchor_size}^2 // image_size={size}^2) is not one of {sorted(LOCAL_BATCH_TEST)}, "
-            f"which the original's test-batch table supports; at image_size={size} use n_batch_train in "
-            f"{valid}")
-    return LOCAL_BATCH_TEST[batch]
+    if batch in LOCAL_BATCH_TEST:
+        return LOCAL_BATCH_TEST[batch]
+    for candidate in range(batch, 0, -1):
+        if not n_test or n_test % (candidate * size) == 0:
+            return candidate
+    return batch
 
 
 def full_test_its(n_test: int, batch_test: int, size: int) -> int:

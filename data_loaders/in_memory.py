@@ -262,11 +262,11 @@ def get_data(hps: HParams, rank: int, size: int, allow_download: bool = False) -
     image_size = hps.image_shape[0]
     base = stored_size(problem, image_size)
     batch_train = common.local_batch_train(hps)
-    batch_test = common.local_batch_test(hps)
     if problem == "cifar10" and hps.n_channels != 3:
         raise DataError(f"n_channels={hps.n_channels} for cifar10: CIFAR-10 images are RGB, use 3")
     (x_train, y_train), (x_test, y_test) = load_arrays(problem, hps.data_dir, allow_download)
     n_test = hps.n_test if hps.n_test is not None else len(x_test)
+    batch_test = common.local_batch_test(hps, n_test, size)
     if n_test > len(x_test):
         raise DataError(f"n_test={n_test} exceeds the {len(x_test)} {problem} test images")
     test_its = common.full_test_its(n_test, batch_test, size)

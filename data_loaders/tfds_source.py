@@ -87,10 +87,10 @@ def get_data(hps: HParams, rank: int, size: int, allow_download: bool = False) -
     has_label = "label" in info.features
     image_size = hps.image_shape[0]
     batch_train = common.local_batch_train(hps)
-    batch_test = common.local_batch_test(hps)
     if hps.n_test is None and not known:
         raise DataError(f"TFDS dataset {hps.problem!r} does not say its test size; pass --n_test")
     n_test = hps.n_test if hps.n_test is not None else info.splits[test_split].num_examples
+    batch_test = common.local_batch_test(hps, n_test, size)
     test_its = common.full_test_its(n_test, batch_test, size)
     seed = common.rank_seed(hps, rank, size)
 

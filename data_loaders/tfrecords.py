@@ -55,6 +55,28 @@ def log2_resolution(size: int, problem: str = "") -> int:
     return log2res
 
 
+def stored_log2_resolution(split_dir: str, split: str, resolution: int, problem: str = "") -> int:
+    """The rXX set to read for `resolution`: that exact set when it exists, else the smallest larger one.
+
+    A larger set is downscaled while reading (area averaging). This is what lets the original's LSUN
+    96x96 and 128x128 commands run: its LSUN converter stored only 256x256 (r08), and 96 is not a power
+    of two at all.
+    """
+    exact = resolution.bit_length() - 1 if resolution > 0 and resolution & (resolution - 1) == 0 else None
+    available = sorted({int(m["res"]) for m in map(SHARD_RE.match, os.listdir(split_dir))
+                        if m and m["split"] == split}) if os.path.isdir(split_dir) else []
+    if exact in available:
+        return exact
+    larger = [r for r in available if 2 ** r > resolution]
+    if larger:
+        return larger[0]
+    if exact is not None:
+        return exact  # list_shards reports what is missing and what is there
+    raise DataError(f"image_size={resolution} for problem {problem!r}: no {split} shard set in {split_dir} "
+                    f"at a resolution of at least {resolution} to downscale from"
+                    f"{_what_is_there(split_dir, split)}")
+
+
 def list_shards(split_dir: str, split: str, log2res: int) -> List[str]:
     """All files of one complete `-of-N` shard set, sorted; DataError if none match or any is missing."""
     pattern = os.path.join(split_dir, f"{split}-r{log2res:02d}-s-*-of-*.tfrecords")
@@ -101,20 +123,22 @@ FEATURES = {
 
 
 def parse_example(serialized, filename, resolution: int, n_channels: int, n_classes: int,
-                  crop_seed=None):
+                  crop_seed=None, stored_resolution: Optional[int] = None):
     """One record -> (x uint8 [res, res, C], y int32 []), port of get_data.parse_tfrecord_tf (spec §4.3).
 
     Every check names `filename`. With `crop_seed` (a [2] int tensor) the stored image may be larger and a
-    random res x res crop is taken (lsun_realnvp); otherwise it must be exactly res x res.
+    random res x res crop is taken (lsun_realnvp); otherwise it must be exactly stored_resolution square
+    (default: res), and is area-downscaled to res when that is larger.
     """
+    stored = stored_resolution or resolution
     features = tf.io.parse_single_example(serialized, FEATURES)
     shape = features["shape"]
     data = tf.io.decode_raw(features["data"], tf.uint8)
     label = tf.cast(features["label"][0], tf.int32)
     size_ok = tf.equal(tf.size(data, out_type=tf.int64), tf.reduce_prod(shape))
     if crop_seed is None:
-        shape_ok = tf.reduce_all(tf.equal(shape, [resolution, resolution, n_channels]))
-        expected = f"{resolution}x{resolution}x{n_channels}"
+        shape_ok = tf.reduce_all(tf.equal(shape, [stored, stored, n_channels]))
+        expected = f"{stored}x{stored}x{n_channels}"
     else:
         shape_ok = tf.reduce_all(shape[:2] >= resolution) & tf.equal(shape[2], n_channels)
         expected = f"at least {resolution}x{resolution}x{n_channels} for the random crop"
@@ -127,7 +151,10 @@ def parse_example(serialized, filename, resolution: int, n_channels: int, n_clas
     with tf.control_dependencies(checks):
         image = tf.reshape(data, tf.cast(shape, tf.int32))
     if crop_seed is None:
-        image = tf.ensure_shape(image, [resolution, resolution, n_channels])
+        image = tf.ensure_shape(image, [stored, stored, n_channels])
+        if stored != resolution:
+            image = tf.image.resize(image, [resolution, resolution], method="area")
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
     else:
         image = tf.image.stateless_random_crop(image, [resolution, resolution, n_channels], seed=crop_seed)
     return image, label
@@ -141,7 +168,7 @@ def _check(condition, filename, message, value):
 def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int, size: int, train: bool,
                  shard: bool = True, rnd_crop: bool = False, n_channels: int = 3, n_classes: int = 1,
                  seed: int = 0, fmap: int = 1, pmap: int = 16, n_take: Optional[int] = None,
-                 shuffle_batches: int = 4) -> tf.data.Dataset:
+                 shuffle_batches: int = 4, stored_resolution: Optional[int] = None) -> tf.data.Dataset:
     """The original's pipeline with its sharding fixed (spec §4.4 and style guide E "Reader pipeline").
 
     list files (sorted) -> shard(size, rank) -> [train] shuffle files -> interleave(fmap) -> [train] shuffle
@@ -174,7 +201,8 @@ def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int
             lambda fr, s: parse_example(fr[1], fr[0], resolution, n_channels, n_classes, crop_seed=s),
             num_parallel_calls=pmap)
     else:
-        ds = ds.map(lambda f, r: parse_example(r, f, resolution, n_channels, n_classes), num_parallel_calls=pmap)
+        ds = ds.map(lambda f, r: parse_example(r, f, resolution, n_channels, n_classes,
+                                               stored_resolution=stored_resolution), num_parallel_calls=pmap)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -220,28 +248,33 @@ def default_n_test(hps: HParams, size: int) -> Optional[int]:
 def get_data(hps: HParams, rank: int, size: int) -> common.DataSplits:
     """Port of get_data.get_data for the TFRecord problems (spec §4)."""
     resolution = hps.image_shape[0]
-    log2res = log2_resolution(resolution, hps.problem)
     lsun = hps.problem in ("lsun", "lsun_realnvp")
     rnd_crop = hps.problem == "lsun_realnvp"
     batch_train = common.local_batch_train(hps)
-    batch_test = common.local_batch_test(hps)
     n_test = hps.n_test if hps.n_test is not None else default_n_test(hps, size)
     if n_test is None:
         raise DataError(f"problem {hps.problem!r} has no default validation size; pass --n_test")
+    batch_test = common.local_batch_test(hps, n_test, size)
     test_its = common.full_test_its(n_test, batch_test, size)
     data_dir = data_dir_for(hps)
     seed = common.rank_seed(hps, rank, size)
     kwargs = dict(resolution=resolution, rank=rank, size=size, rnd_crop=rnd_crop, n_channels=hps.n_channels,
                   n_classes=hps.n_classes, seed=seed, fmap=hps.fmap, pmap=hps.pmap)
 
-    splits = {}
+    files, stored = {}, {}
     for split in SPLITS:
-        files = list_shards(os.path.join(data_dir, split), split, log2res)
-        check_first_record(files[0], resolution, hps.n_channels, rnd_crop)
-        splits[split] = files
-    train = make_dataset(splits["train"], batch=batch_train, train=True, **kwargs)
+        split_dir = os.path.join(data_dir, split)
+        log2res = stored_log2_resolution(split_dir, split, resolution, hps.problem)
+        files[split] = list_shards(split_dir, split, log2res)
+        stored[split] = resolution if rnd_crop else 2 ** log2res
+        check_first_record(files[split][0], stored[split], hps.n_channels, rnd_crop)
+        if stored[split] != resolution and rank == 0:
+            print(f"data: no {resolution}x{resolution} {split} shards in {data_dir}; reading "
+                  f"{stored[split]}x{stored[split]} (r{log2res:02d}) and downscaling while reading", flush=True)
+    train = make_dataset(files["train"], batch=batch_train, train=True, stored_resolution=stored["train"],
+                         **kwargs)
     # LSUN validation is read whole by every rank, as in the original (hence n_test = 300 * size).
-    test = make_dataset(splits["validation"], batch=batch_test, train=False, shard=not lsun,
-                        n_take=test_its * batch_test, **kwargs)
+    test = make_dataset(files["validation"], batch=batch_test, train=False, shard=not lsun,
+                        n_take=test_its * batch_test, stored_resolution=stored["validation"], **kwargs)
     return common.DataSplits(train=train, test=test, local_batch_train=batch_train,
                              local_batch_test=batch_test, test_its=test_its, n_test=n_test)
