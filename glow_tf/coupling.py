@@ -16,15 +16,15 @@ from glow_tf.nn import Conv2D, Conv2DZeros
 class CouplingNN(Layer):
     """The original's f(): 3x3 conv -> actnorm -> ReLU -> 1x1 conv -> actnorm -> ReLU -> 3x3 zero conv."""
 
-    def __init__(self, in_channels: int, out_channels: int, width: int, rng=None, **kwargs):
+    def __init__(self, in_channels: int, out_channels: int, width: int, rng=None, conv_dtype=None, **kwargs):
         super().__init__(**kwargs)
-        sub = self.sublayer_kwargs()
-        self.l_1 = Conv2D(in_channels, width, 3, rng=rng, **sub)
-        self.l_2 = Conv2D(width, width, 1, rng=rng, **sub)
+        sub = dict(self.sublayer_kwargs(), conv_dtype=conv_dtype)
+        self.l_1 = Conv2D(in_channels, width, 3, rng=rng, relu=True, **sub)
+        self.l_2 = Conv2D(width, width, 1, rng=rng, relu=True, **sub)
         self.l_last = Conv2DZeros(width, out_channels, **sub)
 
     def hidden(self, x):
-        return tf.nn.relu(self.l_2(tf.nn.relu(self.l_1(x))))
+        return self.l_2(self.l_1(x))
 
     def call(self, x):
         return self.l_last(self.hidden(x))
@@ -35,12 +35,15 @@ class CouplingNN(Layer):
 
 
 class _Coupling(FlowLayer):
-    def __init__(self, channels: int, width: int, nn_out: int, rng=None, **kwargs):
+    def __init__(self, channels: int, width: int, nn_out: int, rng=None, conv_dtype=None, **kwargs):
         super().__init__(**kwargs)
         if channels % 2:
             raise ValueError(f"a coupling layer splits channels in half; got an odd channel count {channels}")
         self.channels = channels
-        self.nn = CouplingNN(channels // 2, nn_out, width, rng=rng, **self.sublayer_kwargs())
+        # The network may compute in lower precision (conv_dtype): both directions evaluate it on the
+        # same z1, so the coupling stays exactly invertible and its log-det consistent.
+        self.nn = CouplingNN(channels // 2, nn_out, width, rng=rng, conv_dtype=conv_dtype,
+                             **self.sublayer_kwargs())
 
 
 class AdditiveCoupling(_Coupling):

@@ -9,6 +9,8 @@ Extensions, each off by default so that the original's behaviour stays the defau
   * `n_channels`: image channels (the original always had 3; MNIST was tiled to 3).
   * `n_y`: number of classes; None picks the original's per-problem value.
   * `eval_ema`, `resume`, `max_steps`, `jit_compile`: training-loop options of train.py.
+  * `nn_dtype`: precision of the coupling networks' convolutions (bfloat16 is about 1.4x faster on
+    CPUs with AVX512-BF16 and on recent GPUs); the flow, its log-determinants and the weights stay float32.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ PERMUTATIONS = {REVERSE: "reverse", SHUFFLE: "shuffle", INVCONV: "1x1 conv", INV
 ADDITIVE = 0
 AFFINE = 1
 COUPLINGS = {ADDITIVE: "additive", AFFINE: "affine"}
+
+# Compute precisions of the coupling networks' convolutions (--nn_dtype); the flow stays float32.
+NN_DTYPES = ("float32", "bfloat16", "float16")
 
 # The original's multiplicative reparameterisation of every log-scale parameter: logs = 3 * stored.
 LOGSCALE_FACTOR = 3.0
@@ -105,6 +110,7 @@ class HParams:
     resume: bool = True
     max_steps: Optional[int] = None
     jit_compile: bool = False
+    nn_dtype: str = "float32"
 
     def __post_init__(self):
         if self.flow_permutation not in PERMUTATIONS:
@@ -119,6 +125,8 @@ class HParams:
             raise ValueError(f"n_levels={self.n_levels} must be at least 1")
         if self.depth < 1 or self.width < 1:
             raise ValueError(f"depth={self.depth} and width={self.width} must both be at least 1")
+        if self.nn_dtype not in NN_DTYPES:
+            raise ValueError(f"nn_dtype={self.nn_dtype!r} is not one of {', '.join(NN_DTYPES)}")
         if self.n_channels < 1:
             raise ValueError(f"n_channels={self.n_channels} must be at least 1")
         if self.image_size is None and not self._problem_known:

@@ -35,12 +35,13 @@ class Glow(keras.Model):
         self.hps = hps
         rng = np.random.default_rng(hps.seed)
         sub = {"dtype": self.dtype_policy}  # float64 models serve the numerical tests
+        conv_dtype = None if hps.nn_dtype == "float32" else hps.nn_dtype
         height, width, channels = hps.image_shape
         shape = (height // 2, width // 2, 4 * channels)  # after the squeeze before level 0
         self.levels, self.splits, self.eps_shapes = [], [], []
         for i in range(hps.n_levels):
             steps = [FlowStep(shape[2], hps.width, hps.flow_permutation, hps.flow_coupling, rng=rng,
-                              name=f"level{i}_step{j}", **sub) for j in range(hps.depth)]
+                              conv_dtype=conv_dtype, name=f"level{i}_step{j}", **sub) for j in range(hps.depth)]
             self.levels.append(FlowSequence(steps, name=f"level{i}", **sub))
             setattr(self, f"level{i}", self.levels[-1])  # attributes, for tf.train.Checkpoint
             if i < hps.n_levels - 1:

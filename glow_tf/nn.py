@@ -33,8 +33,10 @@ class _EdgePaddedConv(Layer):
     """Shared kernel handling for the edge-padded convolutions."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, init_std, rng=None,
-                 **kwargs):
+                 conv_dtype=None, **kwargs):
         super().__init__(**kwargs)
+        # Precision of the convolution itself; weights, biases and outputs keep the layer's dtype.
+        self.conv_dtype = tf.as_dtype(conv_dtype) if conv_dtype else None
         if kernel_size not in (1, 3):
             raise ValueError(f"kernel_size={kernel_size}: only the original's 1x1 and 3x3 are supported")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
@@ -43,11 +45,19 @@ class _EdgePaddedConv(Layer):
         init = np.zeros(shape) if init_std == 0 else _rng(rng).normal(0.0, init_std, size=shape)
         self.W = self.add_array("W", init)
 
+    def _conv(self, x, kernel, padding):
+        """tf.nn.conv2d, run in conv_dtype when one is set; the result has x's dtype."""
+        if self.conv_dtype is None or self.conv_dtype == x.dtype:
+            return tf.nn.conv2d(x, kernel, strides=1, padding=padding)
+        out = tf.nn.conv2d(tf.cast(x, self.conv_dtype), tf.cast(kernel, self.conv_dtype), strides=1,
+                           padding=padding)
+        return tf.cast(out, x.dtype)
+
     def convolve(self, x, kernel=None):
         kernel = tf.convert_to_tensor(self.W) if kernel is None else kernel
         if self.kernel_size == 1:
-            return tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
-        out = tf.nn.conv2d(x, kernel[:, :, : self.in_channels], strides=1, padding="SAME")
+            return self._conv(x, kernel, "VALID")
+        out = self._conv(x, kernel[:, :, : self.in_channels], "SAME")
         border = ops.edge_indicator(x.shape[1], x.shape[2], x.dtype)
         return out + tf.nn.conv2d(border, kernel[:, :, self.in_channels:], strides=1, padding="VALID")
 
@@ -55,22 +65,29 @@ class _EdgePaddedConv(Layer):
 class Conv2D(_EdgePaddedConv):
     """Port of tfops.conv2d with do_actnorm=True: W ~ N(0, 0.05), no bias, ActNorm (with DDI) instead."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, rng=None, **kwargs):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, rng=None, relu=False,
+                 **kwargs):
         super().__init__(in_channels, out_channels, kernel_size, init_std=0.05, rng=rng, **kwargs)
         self.actnorm = ActNorm(out_channels, **self.sublayer_kwargs())
+        self.relu = relu  # the ReLU that follows the actnorm in the coupling network
 
     def call(self, x):
         if ddi_active():  # DDI needs the raw convolution output
-            return self.actnorm.normalize(self.convolve(x))
+            out = self.actnorm.normalize(self.convolve(x))
+            return tf.nn.relu(out) if self.relu else out
         # (conv(x, W) + b) * s == conv(x, W * s) + b * s for the per-channel actnorm scale s: folding
         # the actnorm into the kernel and a bias lets the conv, the bias and the ReLU after it run as
         # one fused oneDNN kernel instead of four passes over the wide output.
         scale = tf.reshape(tf.exp(self.actnorm.logs * self.actnorm.logscale_factor), [-1])
         kernel = tf.convert_to_tensor(self.W) * scale
+        bias = tf.reshape(self.actnorm.b, [-1]) * scale
         if self.kernel_size == 3:
             x = _edge_pad(x)  # the input here is narrow (C/2 + 1 channels), so the copy is cheap
-        out = tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
-        return tf.nn.bias_add(out, tf.reshape(self.actnorm.b, [-1]) * scale)
+        dtype = x.dtype
+        if self.conv_dtype is not None and self.conv_dtype != dtype:
+            x, kernel, bias = (tf.cast(t, self.conv_dtype) for t in (x, kernel, bias))
+        out = tf.nn.bias_add(tf.nn.conv2d(x, kernel, strides=1, padding="VALID"), bias)
+        return tf.cast(tf.nn.relu(out) if self.relu else out, dtype)
 
 
 class Conv2DZeros(_EdgePaddedConv):

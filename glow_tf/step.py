@@ -21,9 +21,10 @@ def make_coupling(code: int, channels: int, width: int, rng=None, **kwargs):
 class FlowStep(FlowSequence):
     """actnorm, then the permutation, then the coupling; `reverse` undoes them in the opposite order."""
 
-    def __init__(self, channels: int, width: int, permutation: int, coupling: int, rng=None, **kwargs):
+    def __init__(self, channels: int, width: int, permutation: int, coupling: int, rng=None, conv_dtype=None,
+                 **kwargs):
         sub = {"dtype": kwargs.get("dtype")}
         self.actnorm = ActNorm(channels, **sub)
         self.permutation = make_permutation(permutation, channels, rng=rng, **sub)
-        self.coupling = make_coupling(coupling, channels, width, rng=rng, **sub)
+        self.coupling = make_coupling(coupling, channels, width, rng=rng, conv_dtype=conv_dtype, **sub)
         super().__init__([self.actnorm, self.permutation, self.coupling], **kwargs)
