@@ -226,3 +226,19 @@ def test_bad_images_are_rejected_with_a_clear_error():
         model.initialize(np.zeros([2, 8, 8, 3], np.int32))
     with pytest.raises(ValueError, match=r"\[B, 192\]"):
         model.decode(np.zeros([2, 100], np.float32))
+
+
+def test_bfloat16_networks_keep_the_model_invertible_and_close():
+    x = images.cifar10_samples(8)[:, ::4, ::4]
+    exact, fast = Glow(tiny()), Glow(tiny(nn_dtype="bfloat16"))
+    exact.initialize(x)
+    for a, b in zip(fast.weights, exact.weights):
+        a.assign(b)
+    flow_checks.randomize_weights(exact, scale=0.02)
+    for a, b in zip(fast.weights, exact.weights):
+        a.assign(b)
+    assert_reconstructs(fast, x)
+    fixed = tf.constant(continuous_input(tiny(), batch=8), tf.float32)
+    y = tf.zeros([8], tf.int32)
+    diff = np.abs(fast.encoder(fixed, y)[1].numpy() - exact.encoder(fixed, y)[1].numpy()) / exact.n_dims
+    assert diff.max() < 0.01  # nats per dimension
