@@ -413,7 +413,6 @@ class Trainer:
         self.ckpt_dir = os.path.join(self.logdir, CHECKPOINT_DIR)
         self.best_dir = os.path.join(self.logdir, BEST_DIR)
         self.train_step, self.test_step = make_steps(self.model, self.optimizer, self.ema, dist, hps)
-        self._sample_fns = {}
 
     # -- start: resume, restore or data-dependent init, then broadcast ------------------------------
     def start(self, resume_path: str | None, restore_path: str | None) -> str:
