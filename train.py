@@ -40,6 +40,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from glow_tf import hparams as hparams_lib  # noqa: E402
+from glow_tf.checkpoints import BEST_DIR, CHECKPOINT_DIR, HPS_FILE  # noqa: E402
+# Horovod when launched by horovodrun/mpirun, else rank 0 of 1 with the same interface (spec §3.7).
+from glow_tf.distributed import DistributedError, configure_devices, init_distributed  # noqa: E402
 from glow_tf.hparams import HParams  # noqa: E402
 from glow_tf.optim import OPTIMIZERS, GlowOptimizer, PolyakAverage, tf_variable, warmup_lr  # noqa: E402
 
@@ -48,9 +51,6 @@ TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # draw_samples (spec �
 # Fields that decide the variables and what they mean: a checkpoint is only usable when these agree.
 MODEL_FIELDS = ("image_shape", "n_levels", "depth", "width", "flow_permutation", "flow_coupling",
                 "n_bits_x", "learntop", "ycond", "n_classes")
-CHECKPOINT_DIR = "checkpoints"
-BEST_DIR = "model_best_loss"
-HPS_FILE = "hparams.json"
 
 
 class ConfigError(ValueError):
@@ -214,71 +214,6 @@ def write_json_atomic(path: str, obj) -> None:
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Horovod, or one process with the same interface (spec §3.7).
-
-class SingleProcess:
-    """Rank 0 of 1: what the training loop needs from Horovod, without Horovod."""
-
-    rank, size, local_rank = 0, 1, 0
-    horovod = False
-
-    def allreduce_mean(self, tensors):
-        return list(tensors)
-
-    def broadcast(self, variables):
-        pass
-
-    def allgather(self, array: np.ndarray) -> np.ndarray:
-        return array
-
-
-class HorovodProcess:
-    """One rank of a Horovod job: averaging, broadcasts and gathers go through horovod.tensorflow."""
-
-    horovod = True
-
-    def __init__(self, hvd):
-        self.hvd = hvd
-        hvd.init()
-        self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
-
-    def allreduce_mean(self, tensors):
-        # One grouped call: Horovod fuses the gradients into few messages (what DistributedGradientTape
-        # does); the original averaged each gradient with its own allreduce.
-        return self.hvd.grouped_allreduce(list(tensors), op=self.hvd.Average)
-
-    def broadcast(self, variables):
-        # Horovod 0.28 needs tf.Variables; Keras 3 variables are unwrapped (shared/reference notes).
-        self.hvd.broadcast_variables([tf_variable(v) for v in variables], root_rank=0)
-
-    def allgather(self, array: np.ndarray) -> np.ndarray:
-        return self.hvd.allgather(tf.convert_to_tensor(array)).numpy()
-
-
-LAUNCHER_ENV = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
-
-
-def init_distributed():
-    """Horovod when this process was started by horovodrun/mpirun and Horovod imports; else one process."""
-    if not any(name in os.environ for name in LAUNCHER_ENV):
-        return SingleProcess()
-    try:
-        import horovod.tensorflow as hvd
-    except ImportError as err:
-        raise ConfigError(f"launched as one of several ranks but horovod.tensorflow does not import ({err})")
-    return HorovodProcess(hvd)
-
-
-def configure_devices(dist) -> None:
-    """One GPU per local rank, memory allocated as needed (the original's visible_device_list/allow_growth)."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        gpu = gpus[dist.local_rank % len(gpus)]
-        tf.config.set_visible_devices(gpu, "GPU")
-        tf.config.experimental.set_memory_growth(gpu, True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -747,7 +682,7 @@ def main(argv=None) -> int:
         # The original's per-rank seed for TF and NumPy (and here Python and Keras too).
         tf.keras.utils.set_random_seed(dist.rank + dist.size * hps.seed)
         run(hps, dist)
-    except ConfigError as err:
+    except (ConfigError, DistributedError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteLoss as err:
