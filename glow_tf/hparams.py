@@ -237,13 +237,14 @@ def fashion_small() -> HParams:
 
     Native 28x28 grey images (image_size=28, n_channels=1), so test bits/dim compare directly with the
     reference figures for Fashion-MNIST (per-pixel categorical 4.59, PNG 5.19); anchor_size=28 keeps the
-    per-GPU batch at n_batch_train. 6 "epochs" of 6400 images (200 steps each), warmup over the first one,
-    full validation at epochs 3 and 6, samples at epochs 1, 3 and 6; no augmentation and no gradient
-    checkpointing (memory is no concern here and a short run underfits).
+    per-GPU batch at n_batch_train. 9 "epochs" of 6400 images (200 steps each, about 25 s on 2 idle
+    cores), warmup over the first one, full validation at epochs 3, 6 and 9, samples at epochs 1, 3, 6
+    and 9; no augmentation and no gradient checkpointing (memory is no concern here and a short run
+    underfits). Reaches about 4.1 test bits/dim in about 3.5 minutes.
     """
     return HParams(problem="fashion_mnist", image_size=28, n_channels=1, anchor_size=28, n_levels=2,
                    depth=8, width=64, flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True,
-                   n_batch_train=32, n_batch_init=256, n_train=6400, epochs=7, epochs_warmup=1,
+                   n_batch_train=32, n_batch_init=256, n_train=6400, epochs=10, epochs_warmup=1,
                    epochs_full_valid=3, epochs_full_sample=3, dal=0, gradient_checkpointing=0)
 
 
