@@ -44,13 +44,15 @@ $(FASHION_MNIST):
 	$(SUDO) apt-get install -y -q dataset-fashion-mnist
 
 train: install
-	$(PY) train.py --problem fashion_mnist --preset fashion_small --logdir logs/fashion_small
+	PYTHONPATH=$(CURDIR) $(PY) train.py --problem fashion_mnist --preset fashion_small --logdir logs/fashion_small
 
 test: install
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 bench: install
-	$(PY) bench/model_step.py
+	PYTHONPATH=$(CURDIR) $(PY) bench/model_step.py
+	PYTHONPATH=$(CURDIR) $(PY) bench/train_step.py
+	PYTHONPATH=$(CURDIR) $(PY) bench/reader.py
 
 clean-venv:
 	rm -rf $(VENV)

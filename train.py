@@ -104,6 +104,8 @@ HELP = {
               "and replace it)",
     "max_steps": "stop after this many training steps in total", "jit_compile":
         "XLA-compile the forward/backward pass (the cross-rank averaging stays outside)",
+    "nn_dtype": "precision of the coupling networks' convolutions: float32 (the original), bfloat16 or "
+                "float16 (faster where the hardware has them); the flow and its log-dets stay float32",
 }
 
 

@@ -1,6 +1,7 @@
 """train.py end to end on a tiny Glow and real Fashion-MNIST (issue 4): logs, checkpoints, samples,
 inference, resume after SIGKILL, bad input and a non-finite loss."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -65,6 +66,8 @@ def test_cli_has_every_flag_and_the_readme_spellings():
     assert defaults == HParams()  # every default is the original's
     assert defaults.optimizer == "adamax" and defaults.flow_coupling == 0 and defaults.resume
     assert train.parse_hparams(["--no-resume"]).resume is False
+    undocumented = [f.name for f in dataclasses.fields(HParams) if not train.HELP.get(f.name)]
+    assert not undocumented, f"flags without --help text: {undocumented}"
 
 
 def test_preset_then_explicit_flags_override():
