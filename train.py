@@ -45,6 +45,7 @@ from glow_tf.checkpoints import BEST_DIR, CHECKPOINT_DIR, HPS_FILE  # noqa: E402
 from glow_tf.distributed import DistributedError, configure_devices, init_distributed  # noqa: E402
 from glow_tf.hparams import HParams  # noqa: E402
 from glow_tf.optim import OPTIMIZERS, GlowOptimizer, PolyakAverage, tf_variable, warmup_lr  # noqa: E402
+from glow_tf.tools_common import grid  # noqa: E402
 
 STATS = ("loss", "bits_x", "bits_y", "pred_loss")  # the original's per-step results, in its order
 TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # draw_samples (spec §3.8)
@@ -240,18 +241,6 @@ class ResultLogger:
     def log(self, **fields):
         self.file.write(json.dumps(fields) + "\n")
         self.file.flush()
-
-
-def grid(images: np.ndarray, width: int | None = None) -> np.ndarray:
-    """NHWC uint8 -> one HWC uint8 mosaic, ceil(sqrt(n)) images wide (graphics.to_raster)."""
-    n, h, w, c = images.shape
-    width = width or int(math.ceil(math.sqrt(n)))
-    height = int(math.ceil(n / width))
-    out = np.zeros((height * h, width * w, c), np.uint8)
-    for i, image in enumerate(images):
-        row, col = divmod(i, width)
-        out[row * h:(row + 1) * h, col * w:(col + 1) * w] = image
-    return out
 
 
 def save_grid(images: np.ndarray, path: str) -> None:

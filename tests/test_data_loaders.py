@@ -109,7 +109,7 @@ def test_cifar10_pickles_read_bit_for_bit_and_box_downsampled(tmp_path):
 
 def test_mnist_npz_and_in_memory_rank_shards_partition(tmp_path):
     x_train, y_train, x_test, _ = fx.mnist_npz(str(tmp_path / "mnist.npz"))
-    seen_train, seen_test = [], []
+    seen_train = []
     for size in (2, 3):
         train_keys, test_keys = [], []
         for rank in range(size):

@@ -22,8 +22,8 @@ import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import (ConversionError, Item, Spec, convert, index_records, list_images,
-                                    parse_attr_file, require_folder, summary)
+from tfrecords_tools.shards import (ConversionError, Item, Spec, index_records, list_images,
+                                    parse_attr_file, require_folder)
 
 SHARDS = {"train": 120, "validation": 40}
 N_VALIDATION = 3000
@@ -107,11 +107,8 @@ def main(argv: Optional[Sequence[str]] = None):
     else:
         items = folder_items(args.input, args.attr, args.image_list)
     splits = split_items(items, args.n_validation, args.n_train or None)
-    reports = convert(splits, args.output, Spec("square", args.resolution, args.lods),
-                      shards=cli.shard_counts(args.shards, list(splits), SHARDS), seed=args.seed,
-                      workers=args.workers, strict=args.strict, overwrite=args.overwrite, progress=not args.quiet)
-    print(summary(reports, args.output))
-    return reports
+    return cli.write(splits, args.output, Spec("square", args.resolution, args.lods),
+                     cli.shard_counts(args.shards, list(splits), SHARDS), args)
 
 
 if __name__ == "__main__":

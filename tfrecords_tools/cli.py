@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Callable, Dict, Optional, Sequence
 
-from tfrecords_tools.shards import ConversionError
+from tfrecords_tools.shards import ConversionError, Spec, convert, summary
 
 # Where the original had no shard count (our `images` converter): shards of about this many images.
 IMAGES_PER_SHARD = 1024
@@ -72,3 +72,12 @@ def run(main: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequen
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def write(splits: Dict[str, Sequence], output: str, spec: Spec, shards: Dict[str, int], args: argparse.Namespace):
+    """Convert with the flags every converter shares (--seed --workers --strict --overwrite --quiet),
+    print the summary table and return the per-split reports."""
+    reports = convert(splits, output, spec, shards=shards, seed=args.seed, workers=args.workers,
+                      strict=args.strict, overwrite=args.overwrite, progress=not args.quiet)
+    print(summary(reports, output))
+    return reports

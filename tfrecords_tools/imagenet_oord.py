@@ -16,7 +16,7 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import ConversionError, Item, Spec, convert, list_images, require_folder, summary
+from tfrecords_tools.shards import ConversionError, Item, Spec, list_images, require_folder
 
 SHARDS = {"train": 2000, "validation": 80}
 FOLDERS = {"train": "train_{r}x{r}", "validation": "valid_{r}x{r}"}
@@ -64,11 +64,8 @@ def main(argv: Optional[Sequence[str]] = None):
                               f"check --resolution")
     sources = found or {args.split: args.input}
     splits = {split: folder_items(path, labels, args.labels or "") for split, path in sources.items()}
-    reports = convert(splits, args.output, Spec("exact", args.resolution, args.lods),
-                      shards=cli.shard_counts(args.shards, list(splits), SHARDS), seed=args.seed,
-                      workers=args.workers, strict=args.strict, overwrite=args.overwrite, progress=not args.quiet)
-    print(summary(reports, args.output))
-    return reports
+    return cli.write(splits, args.output, Spec("exact", args.resolution, args.lods),
+                     cli.shard_counts(args.shards, list(splits), SHARDS), args)
 
 
 if __name__ == "__main__":

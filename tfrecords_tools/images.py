@@ -17,7 +17,7 @@ import os
 from typing import List, Optional, Sequence, Tuple
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import ConversionError, Item, Spec, convert, list_images, require_folder, summary
+from tfrecords_tools.shards import ConversionError, Item, Spec, list_images, require_folder
 
 
 def folder_items(folder: str) -> Tuple[List[Item], List[str]]:
@@ -47,13 +47,11 @@ def main(argv: Optional[Sequence[str]] = None):
     items, classes = folder_items(args.input)
     default = {args.split: max(1, math.ceil(len(items) / cli.IMAGES_PER_SHARD))}
     shards = cli.shard_counts(args.shards, [args.split], default)
-    reports = convert({args.split: items}, args.output, Spec("square", args.resolution, args.lods),
-                      shards=shards, seed=args.seed, workers=args.workers, strict=args.strict,
-                      overwrite=args.overwrite, progress=not args.quiet)
+    reports = cli.write({args.split: items}, args.output, Spec("square", args.resolution, args.lods), shards,
+                        args)
     if classes:
         with open(os.path.join(args.output, "classes.txt"), "w") as f:
             f.write("".join(f"{label} {name}\n" for label, name in enumerate(classes)))
-    print(summary(reports, args.output))
     return reports
 
 

@@ -23,8 +23,7 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import (ConversionError, Item, Spec, convert, list_images, open_lmdb, require_folder,
-                                    summary)
+from tfrecords_tools.shards import ConversionError, Item, Spec, list_images, open_lmdb, require_folder
 
 SHARDS = {"train": 2560, "validation": 1}
 SPLIT_SUFFIX = {"train": "train", "validation": "val"}
@@ -87,11 +86,7 @@ def main(argv: Optional[Sequence[str]] = None):
         splits = {split: source_items(args.input)}
     spec = Spec("short_side" if args.realnvp else "square", resolution, args.lods)
     output = os.path.join(args.output, args.category) if args.category else args.output
-    reports = convert(splits, output, spec, shards=cli.shard_counts(args.shards, list(splits), SHARDS),
-                      seed=args.seed, workers=args.workers, strict=args.strict, overwrite=args.overwrite,
-                      progress=not args.quiet)
-    print(summary(reports, output))
-    return reports
+    return cli.write(splits, output, spec, cli.shard_counts(args.shards, list(splits), SHARDS), args)
 
 
 if __name__ == "__main__":
