@@ -5,7 +5,8 @@
 #     then glow_tf.evaluate on the 10,000 test images and a plot of test bits/dim against images.
 # The main run and the ablation runs go side by side, one CPU thread each. Results: logs/experiments/.
 #
-# Usage: scripts/fashion_experiments.sh [main|ablation|all]   (default all; make install first)
+# Usage: scripts/fashion_experiments.sh [main|ablation|all]   (default all; make install first).
+# A killed run resumes from its last checkpoint when started again (train.py --resume is on by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -14,7 +15,7 @@ export PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_IN
 mkdir -p "$OUT"
 
 main_run() {
-  "$PY" train.py --preset fashion_glow --logdir "$OUT/fashion_glow" > "$OUT/fashion_glow.log" 2>&1
+  "$PY" train.py --preset fashion_glow --logdir "$OUT/fashion_glow" >> "$OUT/fashion_glow.log" 2>&1
   "$PY" -m glow_tf.evaluate --restore_path "$OUT/fashion_glow" --n_test 10000 --draws 4 \
     --output "$OUT/fashion_glow_eval.json" >> "$OUT/fashion_glow.log" 2>&1
 }
@@ -24,7 +25,7 @@ ablation_runs() {
   for coupling in additive affine; do
     for perm in reverse shuffle 1x1; do
       name=fashion_ablation_${perm}_${coupling}
-      "$PY" train.py --preset "$name" --logdir "$OUT/$name" > "$OUT/$name.log" 2>&1
+      "$PY" train.py --preset "$name" --logdir "$OUT/$name" >> "$OUT/$name.log" 2>&1
       "$PY" -m glow_tf.evaluate --restore_path "$OUT/$name" --n_test 10000 --draws 2 --no_reconstruction \
         --output "$OUT/${name}_eval.json" >> "$OUT/$name.log" 2>&1
       dirs+=("$OUT/$name")
