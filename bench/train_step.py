@@ -53,7 +53,7 @@ def child(args) -> None:
 
     hps = HParams(problem="cifar10", image_size=32, n_levels=3, depth=args.depth, width=args.width,
                   flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=args.batch,
-                  gradient_checkpointing=args.gc, jit_compile=args.jit)
+                  gradient_checkpointing=args.gc, jit_compile=args.jit, nn_dtype=args.nn_dtype)
     dist = train.init_distributed()
     train.configure_devices(dist)
     tf.keras.utils.set_random_seed(dist.rank)
@@ -100,7 +100,7 @@ def measure(name, cfg, gc, np_, args):
     warmup = warmup_steps(name, args)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--depth", str(cfg["depth"]),
            "--width", str(cfg["width"]), "--batch", str(batch), "--gc", str(gc), "--steps", str(steps),
-           "--warmup", str(warmup)] + (["--jit"] if args.jit else [])
+           "--warmup", str(warmup), "--nn_dtype", args.nn_dtype] + (["--jit"] if args.jit else [])
     if np_ > 1:
         horovodrun = os.path.join(os.path.dirname(sys.executable), "horovodrun")
         cmd = [horovodrun, "-np", str(np_), "-H", f"localhost:{np_}"] + cmd
@@ -133,6 +133,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (tracing)")
     parser.add_argument("--paper_batch", type=int, default=None, help="batch of the paper configuration")
     parser.add_argument("--jit", action="store_true", help="--jit_compile the forward/backward pass")
+    parser.add_argument("--nn_dtype", default="float32", help="--nn_dtype of the model (default: float32)")
     # The child's own arguments.
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--depth", type=int, help=argparse.SUPPRESS)
@@ -160,7 +161,8 @@ def main():
                       f"{r['step_s']:>7.3f} {r['warmup_s']:>10.1f} "
                       f"{r['rss_peak_kib'] / 1024:>12.0f} {r['tensor_peak_b'] / 2**20:>15.0f} "
                       f"{r['tensor_step_b'] / 2**20:>16.0f}", flush=True)
-    print(f"(total {time.time() - start:.0f} s; {os.cpu_count()} CPU cores; img/s counts all ranks)")
+    print(f"(total {time.time() - start:.0f} s; {os.cpu_count()} CPU cores; img/s counts all ranks; "
+          f"nn_dtype {args.nn_dtype}{', XLA' if args.jit else ''})")
 
 
 if __name__ == "__main__":
