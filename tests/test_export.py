@@ -60,7 +60,7 @@ def test_saved_model_in_a_fresh_process_matches_the_keras_model(exported):
     np.savez(root / "inputs.npz", x=x, y=y, z=z, noise=noise)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([sys.executable, "-c", LOADER, str(root / "saved"), str(root / "inputs.npz"),
-                    str(root / "outputs.npz")], cwd=root, env=env, check=True, timeout=120)
+                    str(root / "outputs.npz")], cwd=root, env=env, check=True, timeout=600)
     out = np.load(root / "outputs.npz")
 
     np.testing.assert_array_equal(out["decode"], model.decode(z, y).numpy())

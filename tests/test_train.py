@@ -31,7 +31,7 @@ TINY = ["--preset", "tiny", "--problem", "fashion_mnist", "--anchor_size", "8", 
         "--n_test", "20", "--epochs_warmup", "1", "--epochs_full_valid", "1"]
 
 
-def run_cli(args, timeout=180):
+def run_cli(args, timeout=600):
     """train.py in a fresh process, as a user runs it."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("HOROVOD_RANK", None)
