@@ -9,7 +9,9 @@ value. This evaluator averages `--draws` draws per image and reports two standar
   * se_draws: of the estimate, from the spread of the per-draw dataset means (shrinks as 1/sqrt(draws));
   * se_images: the test-set sampling error, std over images / sqrt(N), which more draws cannot reduce.
 It also reports the reconstruction error of decode(encode(x)) on the same dequantised images: mean and
-max |x - x'| on the continuous scale, and the fraction of subpixels whose quantised value changes.
+max |x - x'| on the continuous scale and the fraction of subpixels whose quantised value changes, over the
+images whose reconstruction is finite, and how many images decode to inf/NaN (the numerical
+non-invertibility of openai/glow issues #40 and #82).
 Under horovodrun each rank evaluates its shard and the sums are combined.
 """
 
@@ -36,12 +38,18 @@ def make_eval_fns(model):
 
     @tf.function(reduce_retracing=True)
     def reconstruction(x, y):
+        """(sum of per-image mean |x - x'|, max |x - x'|, changed subpixels, images) over the images
+        whose reconstruction is finite, and the count of images whose reconstruction is not."""
         xc = model.dequantize(x)
         back = model.decoder(y, eps=model.encoder(xc, y)[2])
         err = tf.abs(back - xc)
-        quantised = ops.postprocess(back, model.hps.n_bits_x) != ops.postprocess(xc, model.hps.n_bits_x)
-        return (tf.reduce_sum(tf.reduce_mean(err, axis=[1, 2, 3])), tf.reduce_max(err),
-                tf.reduce_sum(tf.cast(quantised, tf.float32)))
+        finite = tf.reduce_all(tf.math.is_finite(err), axis=[1, 2, 3])  # [B]
+        err = tf.boolean_mask(err, finite)
+        quantised = tf.boolean_mask(
+            ops.postprocess(back, model.hps.n_bits_x) != ops.postprocess(xc, model.hps.n_bits_x), finite)
+        max_err = tf.reduce_max(tf.concat([tf.reshape(err, [-1]), [0.0]], 0))
+        return (tf.reduce_sum(tf.reduce_mean(err, axis=[1, 2, 3])), max_err,
+                tf.reduce_sum(tf.cast(quantised, tf.float32)), tf.reduce_sum(tf.cast(~finite, tf.float32)))
 
     return bits, reconstruction
 
@@ -53,7 +61,7 @@ def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstr
         raise ValueError(f"draws={draws} must be at least 1")
     bits_fn, recon_fn = make_eval_fns(model)
     draw_sums = np.zeros(draws)
-    n_images = sq_sum = recon_sum = recon_max = changed = 0.0
+    n_images = sq_sum = recon_sum = recon_max = changed = nonfinite = 0.0
     batches = iter(dataset)
     bar = _progress(n_batches, progress)
     for _ in range(n_batches):
@@ -63,15 +71,16 @@ def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstr
         sq_sum += float(np.sum(per_draw.mean(axis=0) ** 2))
         n_images += per_draw.shape[1]
         if reconstruct:
-            mean_err, max_err, n_changed = (t.numpy() for t in recon_fn(x, y))
-            recon_sum, recon_max, changed = recon_sum + mean_err, max(recon_max, max_err), changed + n_changed
+            mean_err, max_err, n_changed, n_bad = (float(t.numpy()) for t in recon_fn(x, y))
+            recon_sum, recon_max = recon_sum + mean_err, max(recon_max, max_err)
+            changed, nonfinite = changed + n_changed, nonfinite + n_bad
         bar.update(1)
     bar.close()
-    totals = np.concatenate([draw_sums, [n_images, sq_sum, recon_sum, changed]])
+    totals = np.concatenate([draw_sums, [n_images, sq_sum, recon_sum, changed, nonfinite]])
     if dist is not None:
         totals = dist.allreduce_sum(totals)
         recon_max = float(np.max(dist.allgather(np.array([recon_max]))))
-    draw_sums, (n_images, sq_sum, recon_sum, changed) = totals[:draws], totals[draws:]
+    draw_sums, (n_images, sq_sum, recon_sum, changed, nonfinite) = totals[:draws], totals[draws:]
     draw_means = draw_sums / n_images
     bits = float(draw_means.mean())
     var_images = max(sq_sum / n_images - bits ** 2, 0.0) * n_images / max(n_images - 1, 1)
@@ -82,9 +91,10 @@ def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstr
         "draws": draws, "n_images": int(n_images), "per_draw": [float(v) for v in draw_means],
     }
     if reconstruct:
-        n_sub = n_images * int(np.prod(model.hps.image_shape))
-        result.update(recon_mean_abs=float(recon_sum / n_images), recon_max_abs=float(recon_max),
-                      recon_changed_fraction=float(changed / n_sub))
+        n_finite = n_images - nonfinite
+        n_sub = max(n_finite, 1) * int(np.prod(model.hps.image_shape))
+        result.update(recon_mean_abs=float(recon_sum / max(n_finite, 1)), recon_max_abs=float(recon_max),
+                      recon_changed_fraction=float(changed / n_sub), recon_nonfinite_images=int(nonfinite))
     return result
 
 
@@ -145,7 +155,8 @@ def main(argv=None) -> int:
               f"{result['n_images']} images x {args.draws} draws, {result['weights']} weights")
         if "recon_mean_abs" in result:
             print(f"reconstruction: mean |x - x'| {result['recon_mean_abs']:.2e}, max {result['recon_max_abs']:.2e}, "
-                  f"changed subpixels {100 * result['recon_changed_fraction']:.4f}%")
+                  f"changed subpixels {100 * result['recon_changed_fraction']:.4f}%, "
+                  f"non-finite reconstructions: {result['recon_nonfinite_images']} of {result['n_images']} images")
         if args.output:
             with open(args.output, "w") as f:
                 json.dump(result, f, indent=1)

@@ -73,3 +73,18 @@ def test_bad_input_is_one_clear_error(trained, args, message, capsys):
     argv = args if args[0] == "--restore_path" else ["--restore_path", trained] + args
     assert evaluate.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_non_finite_reconstructions_are_counted_not_averaged(trained, monkeypatch):
+    model, hps, _ = checkpoints.load_model(trained)
+    splits = get_data(hps)
+    decoder = model.decoder
+
+    def broken_first_image(y, eps=None, temperature=None):  # as when z2 / sigmoid(h + 2) overflows
+        x = decoder(y, eps=eps, temperature=temperature)
+        return tf.concat([x[:1] * np.inf, x[1:]], axis=0)
+
+    monkeypatch.setattr(model, "decoder", broken_first_image)
+    result = evaluate.evaluate(model, splits.test, splits.test_its, draws=1)
+    assert result["recon_nonfinite_images"] == splits.test_its  # the first image of every batch
+    assert np.isfinite(result["recon_mean_abs"]) and result["recon_max_abs"] < 1e-4
