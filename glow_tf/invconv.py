@@ -107,7 +107,7 @@ class InvConv1x1LU(InvConv1x1):
     """
 
     def __init__(self, channels: int, rng=None, **kwargs):
-        FlowLayer.__init__(self, **kwargs)
+        FlowLayer.__init__(self, **kwargs)  # not InvConv1x1's: this parameterisation has no free W
         rng = rng if rng is not None else np.random.default_rng()
         p, lower, upper, sign_s, log_s = self.decompose(random_rotation(channels, rng))
         self.P = self.add_array("P", p, trainable=False)

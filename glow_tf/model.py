@@ -198,5 +198,4 @@ class Glow(keras.Model):
     def sample(self, n: int, temperature=0.7, y=None):
         """n uint8 samples; temperature is a scalar or a per-example [n] vector (0 gives the prior means)."""
         temperature = tf.broadcast_to(tf.cast(temperature, self.compute_dtype), [n])
-        return self._sample_fn(self._labels(y, n) if y is not None else tf.zeros([n], tf.int32),
-                               temperature)
+        return self._sample_fn(self._labels(y, n), temperature)
