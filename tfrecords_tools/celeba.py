@@ -22,8 +22,8 @@ import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import (ConversionError, Item, Spec, index_records, list_images,
-                                    parse_attr_file, require_folder)
+from tfrecords_tools.shards import (ConversionError, Item, Spec, folder_images, index_records,
+                                    parse_attr_file)
 
 SHARDS = {"train": 120, "validation": 40}
 N_VALIDATION = 3000
@@ -58,10 +58,7 @@ def _attr_for(path: str, attrs: Dict[str, Tuple[int, ...]], by_stem: Dict[str, s
 
 
 def folder_items(folder: str, attr_file: Optional[str], image_list_file: Optional[str]) -> List[Item]:
-    require_folder(folder)
-    paths = list_images(folder)
-    if not paths:
-        raise ConversionError(f"input folder {folder} holds no images ({', '.join(('png', 'jpg', 'webp'))} ...)")
+    paths = folder_images(folder)
     if attr_file is None:
         return [Item("file", p) for p in paths]
     attrs = parse_attr_file(attr_file)

@@ -16,7 +16,7 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import ConversionError, Item, Spec, list_images, require_folder
+from tfrecords_tools.shards import ConversionError, Item, Spec, folder_images, require_folder
 
 SHARDS = {"train": 2000, "validation": 80}
 FOLDERS = {"train": "train_{r}x{r}", "validation": "valid_{r}x{r}"}
@@ -38,10 +38,7 @@ def read_labels(path: str) -> Dict[str, int]:
 
 
 def folder_items(folder: str, labels: Optional[Dict[str, int]], labels_file: str = "") -> List[Item]:
-    require_folder(folder)
-    paths = list_images(folder)
-    if not paths:
-        raise ConversionError(f"input folder {folder} holds no images")
+    paths = folder_images(folder)
     if labels is None:
         return [Item("file", p) for p in paths]
     missing = [os.path.basename(p) for p in paths if os.path.basename(p) not in labels]

@@ -23,7 +23,7 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import ConversionError, Item, Spec, list_images, open_lmdb, require_folder
+from tfrecords_tools.shards import ConversionError, Item, Spec, folder_images, list_images, open_lmdb
 
 SHARDS = {"train": 2560, "validation": 1}
 SPLIT_SUFFIX = {"train": "train", "validation": "val"}
@@ -46,11 +46,7 @@ def source_items(path: str) -> List[Item]:
     """Items of one lmdb or image folder."""
     if is_lmdb(path):
         return lmdb_items(path)
-    require_folder(path)
-    paths = list_images(path)
-    if not paths:
-        raise ConversionError(f"input folder {path} holds no images and no lmdb (data.mdb)")
-    return [Item("file", p) for p in paths]
+    return [Item("file", p) for p in folder_images(path, missing_hint=" and no lmdb (data.mdb)")]
 
 
 def find_splits(folder: str, category: Optional[str]) -> Dict[str, str]:

@@ -125,6 +125,16 @@ def require_folder(path: str, what: str = "input folder") -> None:
         raise ConversionError(f"{what} {path} is not a folder")
 
 
+def folder_images(folder: str, missing_hint: str = "") -> List[str]:
+    """list_images of an input folder that must exist and hold at least one image."""
+    require_folder(folder)
+    paths = list_images(folder)
+    if not paths:
+        raise ConversionError(f"input folder {folder} holds no images{missing_hint} "
+                              f"(looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return paths
+
+
 # -----------------------------------------------------------------------------------------------------------
 # Reading one image (runs in worker processes).
 
