@@ -40,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from glow_tf import hparams as hparams_lib  # noqa: E402
+from glow_tf import checkpoints  # noqa: E402
 from glow_tf.checkpoints import BEST_DIR, CHECKPOINT_DIR, HPS_FILE  # noqa: E402
 # Horovod when launched by horovodrun/mpirun, else rank 0 of 1 with the same interface (spec §3.7).
 from glow_tf.distributed import DistributedError, configure_devices, init_distributed  # noqa: E402
@@ -67,7 +68,7 @@ class NonFiniteLoss(RuntimeError):
 
 HELP = {
     "verbose": "rank 0 prints n_processed, step time and the stats every step",
-    "restore_path": "checkpoint (prefix or folder) to start from: weights, optimizer and Polyak average "
+    "restore_path": "checkpoint (prefix, folder or logdir) to start from: weights, optimizer and Polyak average "
                     "are restored, counters restart, data-dependent init is skipped",
     "inference": "encode and decode the validation set, write x.npy and z.npy to the logdir, and exit",
     "logdir": "where train.txt, test.txt, TensorBoard events, checkpoints and samples go",
@@ -413,10 +414,8 @@ class Trainer:
         return grids
 
 
-def _restore(checkpoint, path, what):
-    prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
-    if not prefix or not tf.io.gfile.exists(prefix + ".index"):
-        raise ConfigError(f"{what}: no checkpoint at {path}")
+def _restore(checkpoint, prefix, what):
+    """Read a checkpoint prefix (resolved by prepare) into `checkpoint`, refusing one of another model."""
     try:
         checkpoint.read(prefix).assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as err:
@@ -445,12 +444,11 @@ def prepare(hps: HParams, dist):
         check_compatible(hps, os.path.join(logdir, CHECKPOINT_DIR), "the checkpoint to resume")
     restore = None
     if hps.restore_path:
-        restore = hps.restore_path
-        folder = restore if os.path.isdir(restore) else os.path.dirname(restore)
-        if not (tf.train.latest_checkpoint(restore) if os.path.isdir(restore)
-                else tf.io.gfile.exists(restore + ".index")):
-            raise ConfigError(f"--restore_path {restore}: no checkpoint there")
-        check_compatible(hps, folder, "--restore_path")
+        try:
+            restore = checkpoints.resolve(hps.restore_path)
+        except checkpoints.CheckpointError as err:
+            raise ConfigError(f"--restore_path: {err}") from None
+        check_compatible(hps, os.path.dirname(restore), "--restore_path")
     if hps.inference and not resume and latest:
         resume = latest  # inference uses the logdir's model even with --no-resume
     try:

@@ -225,6 +225,7 @@ BAD_INPUT = {  # case: (extra flags, or a function of tmp_path returning them; t
     "missing data dir": (["--data_dir", "/nonexistent/fashion"], "/nonexistent/fashion"),
     "zero lr": (["--lr", "0"], "lr=0"),
     "negative lr": (["--lr", "-0.001"], "lr=-0.001"),
+    "missing restore path": (["--restore_path", "/nonexistent/run"], "--restore_path: no checkpoint at"),
     # The README's LSUN-96 command: TFRecord shards exist per power-of-two resolution (spec §1.1), so 96
     # needs a larger set to downscale from; with only r06 there is none.
     "not a power of two": (lambda tmp: ["--problem", "lsun", "--category", "bedroom", "--image_size", "96",
