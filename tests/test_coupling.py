@@ -126,3 +126,29 @@ def test_coupling_with_bfloat16_network_stays_exactly_invertible(name):
     z_bf16 = layer(x, tf.zeros([3], tf.float64))[0].numpy()
     z_exact = exact(x, tf.zeros([3], tf.float64))[0].numpy()
     assert 0 < np.abs(z_bf16 - z_exact).max() < 0.05  # computed in lower precision, close to the exact map
+
+
+def _ancestors(op):
+    seen, stack = set(), [op]
+    while stack:
+        current = stack.pop()
+        for parent in [t.op for t in current.inputs] + list(current.control_inputs):
+            if parent.name not in seen:
+                seen.add(parent.name)
+                stack.append(parent)
+    return seen
+
+
+@pytest.mark.parametrize("direction", ["call", "reverse"])
+@pytest.mark.parametrize("permutation", [0, 1, 2, 3])
+def test_flow_step_reads_its_weights_only_once_its_input_exists(permutation, direction):
+    # In a graph an op with no data input runs when the graph starts, so without an ordering every
+    # step's weight work would be done at once and held until its step runs (see FlowStep.call).
+    step = FlowStep(4, 8, permutation, 1, rng=np.random.default_rng(1))
+    x = tf.TensorSpec([2, 4, 4, 4], tf.float32)
+    graph = tf.function(getattr(step, direction)).get_concrete_function(x, tf.TensorSpec([2])).graph
+    inputs = {t.op.name for t in graph.inputs[:2]}
+    reads = [op for op in graph.get_operations() if op.type == "ReadVariableOp"]
+    assert len(reads) >= 4
+    for op in reads:
+        assert inputs & _ancestors(op), f"{op.name} does not wait for the step's input"
