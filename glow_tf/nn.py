@@ -30,7 +30,15 @@ def _edge_pad(x):
 
 
 class _EdgePaddedConv(Layer):
-    """Shared kernel handling for the edge-padded convolutions."""
+    """Shared kernel handling for the edge-padded convolutions.
+
+    Subclasses build their kernels inside `with self.after(x)`. In a tf.function the graph executor runs
+    an op as soon as its inputs exist, and the kernel work (the variable read, the actnorm folded in,
+    the regrouped or bf16 copy) has no input from the data: without the ordering every layer's copy is
+    made when the graph starts and held until the layer runs. For the CIFAR-10 model that is a second
+    copy of all coupling weights (170 MiB) in the forward pass and again in a checkpointed backward
+    pass, where it cancelled most of what gradient checkpointing saves (bench/train_step.py).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, init_std, rng=None,
                  conv_dtype=None, **kwargs):
@@ -44,6 +52,11 @@ class _EdgePaddedConv(Layer):
         shape = [kernel_size, kernel_size, in_channels + (kernel_size == 3), out_channels]
         init = np.zeros(shape) if init_std == 0 else _rng(rng).normal(0.0, init_std, size=shape)
         self.W = self.add_array("W", init)
+
+    @staticmethod
+    def after(x):
+        """A context in which new ops wait for x (a no-op when executing eagerly)."""
+        return tf.control_dependencies([x])
 
     def _conv(self, x, kernel, padding):
         """tf.nn.conv2d, run in conv_dtype when one is set; the result has x's dtype."""
@@ -72,6 +85,10 @@ class Conv2D(_EdgePaddedConv):
         self.relu = relu  # the ReLU that follows the actnorm in the coupling network
 
     def call(self, x):
+        with self.after(x):
+            return self._call(x)
+
+    def _call(self, x):
         if ddi_active():  # DDI needs the raw convolution output
             out = self.actnorm.normalize(self.convolve(x))
             return tf.nn.relu(out) if self.relu else out
@@ -101,7 +118,8 @@ class Conv2DZeros(_EdgePaddedConv):
         self.logs = self.add_array("logs", np.zeros([1, out_channels]))
 
     def call(self, x):
-        return (self.convolve(x) + self.b) * tf.exp(self.logs * self.logscale_factor)
+        with self.after(x):
+            return (self.convolve(x) + self.b) * tf.exp(self.logs * self.logscale_factor)
 
     def interleaved_halves(self, x):
         """(h[..., 0::2], h[..., 1::2]) for h = self(x): the original's interleaved split of the output.
@@ -111,9 +129,10 @@ class Conv2DZeros(_EdgePaddedConv):
         """
         n = self.out_channels
         order = np.concatenate([np.arange(0, n, 2), np.arange(1, n, 2)])
-        kernel = tf.gather(self.W, order, axis=3)
-        b, logs = tf.gather(self.b, order, axis=3), tf.gather(self.logs, order, axis=1)
-        h = (self.convolve(x, kernel) + b) * tf.exp(logs * self.logscale_factor)
+        with self.after(x):
+            kernel = tf.gather(self.W, order, axis=3)
+            b, logs = tf.gather(self.b, order, axis=3), tf.gather(self.logs, order, axis=1)
+            h = (self.convolve(x, kernel) + b) * tf.exp(logs * self.logscale_factor)
         return tf.split(h, 2, axis=-1)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
-
 from glow_tf.actnorm import ActNorm
 from glow_tf.base import FlowSequence
 from glow_tf.coupling import AdditiveCoupling, AffineCoupling
@@ -30,17 +28,3 @@ class FlowStep(FlowSequence):
         self.permutation = make_permutation(permutation, channels, rng=rng, **sub)
         self.coupling = make_coupling(coupling, channels, width, rng=rng, conv_dtype=conv_dtype, **sub)
         super().__init__([self.actnorm, self.permutation, self.coupling], **kwargs)
-
-    # Inside a tf.function the graph executor runs an op as soon as its inputs exist. The weight-only
-    # work of a step (reading the variables, folding actnorm scales into the kernels, the 1x1 conv's
-    # log-determinant) has no input from the data, so without a dependency every step's copy of it
-    # would be computed at once when the graph starts and held until that step runs: a second copy of
-    # all weights (170 MiB at depth 32, width 512), and the same again in a checkpointed backward pass.
-    # Ordering the step's ops after its input keeps only one step's weight work alive at a time.
-    def call(self, x, logdet):
-        with tf.control_dependencies([x]):
-            return super().call(x, logdet)
-
-    def reverse(self, z, logdet):
-        with tf.control_dependencies([z]):
-            return super().reverse(z, logdet)
