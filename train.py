@@ -285,9 +285,9 @@ def make_steps(model, optimizer, ema, dist, hps):
     """tf.functions for one training step and one validation batch (the original's model.train/test)."""
     trainable = [tf_variable(v) for v in model.trainable_variables]
 
-    def loss_and_grads(x, y):
+    def loss_and_grads(x, y, seed):
         with tf.GradientTape() as tape:
-            terms = model.objective_terms(x, y, training=True)
+            terms = model.objective_terms(x, y, training=True, noise_seed=seed)
             loss = tf.reduce_mean(terms["loss"])
         # Unused variables (e.g. a classifier's, with weight_y = 0) get zeros rather than None.
         grads = tape.gradient(loss, trainable, unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -298,8 +298,9 @@ def make_steps(model, optimizer, ema, dist, hps):
         loss_and_grads = tf.function(loss_and_grads, jit_compile=True)
 
     @tf.function
-    def train_step(x, y, lr):
-        stats, grads = loss_and_grads(x, y)
+    def train_step(x, y, lr, seed):
+        """One update; `seed` [2] int64 = (rank seed, step) fixes the dequantisation noise, for resume."""
+        stats, grads = loss_and_grads(x, y, seed)
         optimizer.apply_gradients(grads, trainable, lr)  # averages the gradients over ranks
         ema.apply(trainable)  # ordered after the update by tf.function's automatic control dependencies
         return dist.allreduce_mean([stats])[0]
@@ -340,6 +341,9 @@ class Trainer:
         self.ckpt_dir = os.path.join(self.logdir, CHECKPOINT_DIR)
         self.best_dir = os.path.join(self.logdir, BEST_DIR)
         self.train_step, self.test_step = make_steps(self.model, self.optimizer, self.ema, dist, hps)
+        # The training noise of step t on this rank is a function of (noise_seed, t) alone, so that a
+        # resumed run continues the uninterrupted run's noise (validation noise stays stateful).
+        self.noise_seed = dist.rank + dist.size * hps.seed
 
     # -- start: resume, restore or data-dependent init, then broadcast ------------------------------
     def start(self, resume_path: str | None, restore_path: str | None) -> str:
@@ -518,7 +522,8 @@ def run(hps: HParams, dist) -> dict:
             lr = warmup_lr(hps.lr, n_processed, hps.n_train, hps.epochs_warmup)
             _t = time.time()
             x, y = next(trainer.train_iter)
-            stats = trainer.train_step(x, y, tf.constant(lr, tf.float32)).numpy()
+            seed = tf.constant([trainer.noise_seed, step], tf.int64)
+            stats = trainer.train_step(x, y, tf.constant(lr, tf.float32), seed).numpy()
             if not np.all(np.isfinite(stats)):
                 bar.close()
                 raise NonFiniteLoss(

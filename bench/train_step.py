@@ -74,15 +74,16 @@ def child(args) -> None:
     rss_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     device = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
     lr = tf.constant(1e-4)
+    seeds = [tf.constant([dist.rank, i], tf.int64) for i in range(2)]
     t = time.time()
     for i in range(args.warmup):  # tracing, and the allocator's first growth
-        train_step(*batches[i % 2], lr).numpy()
+        train_step(*batches[i % 2], lr, seeds[i % 2]).numpy()
     first = time.time() - t
     tf.config.experimental.reset_memory_stats(device)
     resident = tf.config.experimental.get_memory_info(device)["current"]
     t = time.time()
     for i in range(args.steps):
-        train_step(*batches[i % 2], lr).numpy()  # .numpy(): the loop syncs every step, as train.py does
+        train_step(*batches[i % 2], lr, seeds[i % 2]).numpy()  # .numpy(): the loop syncs every step, as train.py does
     step_s = (time.time() - t) / args.steps
     tensor_peak = tf.config.experimental.get_memory_info(device)["peak"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

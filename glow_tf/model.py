@@ -76,10 +76,18 @@ class Glow(keras.Model):
             return tf.zeros([batch], tf.int32)
         return tf.cast(tf.convert_to_tensor(y), tf.int32)
 
-    def dequantize(self, x):
-        """Preprocess and add U(0, 1/n_bins) noise, drawn afresh on every pass as in the original."""
+    def dequantize(self, x, seed=None):
+        """Preprocess and add U(0, 1/n_bins) noise, drawn afresh on every pass as in the original.
+
+        With `seed`, a shape [2] integer tensor, the noise is a pure function of it
+        (tf.random.stateless_uniform): train.py seeds each step with (rank seed, step), so that a resumed
+        run draws the noise the uninterrupted run would have drawn.
+        """
         z = tf.cast(ops.preprocess(x, self.hps.n_bits_x), self.compute_dtype)
-        return z + tf.random.uniform(tf.shape(z), 0.0, 1.0 / self.hps.n_bins, dtype=z.dtype)
+        bounds = dict(minval=0.0, maxval=1.0 / self.hps.n_bins, dtype=z.dtype)
+        if seed is None:
+            return z + tf.random.uniform(tf.shape(z), **bounds)
+        return z + tf.random.stateless_uniform(tf.shape(z), seed, **bounds)
 
     # ---------------------------------------------------------------------------------------- encoder
     def encoder(self, x, y, checkpoint: bool = False):
@@ -102,16 +110,17 @@ class Glow(keras.Model):
         logp, eps_top = self.prior.log_prob(z, y_onehot)
         return z, objective + logp, eps + [eps_top]
 
-    def objective_terms(self, x, y=None, training: bool = True):
+    def objective_terms(self, x, y=None, training: bool = True, noise_seed=None):
         """Per-example [B] tensors 'loss', 'bits_x', 'bits_y', 'pred_loss' for uint8 images x.
 
         loss = bits_x + weight_y * bits_y, the original's local_loss. Gradient checkpointing is used
-        when hps.gradient_checkpointing and `training`.
+        when hps.gradient_checkpointing and `training`. `noise_seed` seeds the dequantisation noise
+        (see `dequantize`); without it the noise comes from TF's global random state.
         """
         self._check_images(x)
         y = self._labels(y, tf.shape(x)[0])
         checkpoint = bool(self.hps.gradient_checkpointing) and training
-        z, objective, _ = self.encoder(self.dequantize(x), y, checkpoint=checkpoint)
+        z, objective, _ = self.encoder(self.dequantize(x, noise_seed), y, checkpoint=checkpoint)
         bits_x = -objective / (math.log(2.0) * self.n_dims)
         if self.classifier is not None:
             bits_y, pred_loss = self.classifier(z, y)

@@ -47,7 +47,7 @@ def test_bits_x_follows_the_original_formula():
     model = make_model(hps, dtype="float64")
     x_uint8 = np.random.default_rng(1).integers(0, 256, (3, *hps.image_shape)).astype(np.uint8)
     fixed = continuous_input(hps)
-    model.dequantize = lambda x: tf.constant(fixed)  # pin the dequantisation noise
+    model.dequantize = lambda x, seed=None: tf.constant(fixed)  # pin the dequantisation noise
     bits = model.objective_terms(tf.constant(x_uint8), training=False)["bits_x"].numpy()
     objective = reference.glow_objective(model, fixed, np.zeros(3, int))[0]
     d = np.prod(hps.image_shape)
@@ -61,6 +61,18 @@ def test_dequantisation_noise_is_fresh_every_pass():
     x = images.cifar10_samples(4)[:, ::4, ::4]
     a, b = model.bits_x(x).numpy(), model.bits_x(x).numpy()
     assert a.shape == (4,) and np.all(np.isfinite(a)) and not np.array_equal(a, b)
+
+
+def test_seeded_dequantisation_noise_is_a_function_of_the_seed():
+    model = make_model(tiny(n_bits_x=5))
+    x = tf.constant(images.cifar10_samples(4)[:, ::4, ::4])
+    seed = tf.constant([3, 17], tf.int64)
+    a, b = model.dequantize(x, seed).numpy(), model.dequantize(x, seed).numpy()
+    other = model.dequantize(x, tf.constant([3, 18], tf.int64)).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, other)
+    noise = a - (np.floor(x.numpy() / 8) / 32 - 0.5)  # spec: x // 2^(8 - n_bits) / n_bins - 0.5
+    assert noise.min() >= 0 and noise.max() < 1 / 32 and abs(noise.mean() - 1 / 64) < 2e-3
 
 
 def assert_reconstructs(model, x):

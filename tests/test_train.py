@@ -155,23 +155,27 @@ def test_resume_after_sigkill_continues_counters_optimizer_and_ema(tmp_path):
     assert [line["epoch"] for line in lines] == [1, 2, 3, 4, 5]
     assert [line["n_processed"] for line in lines] == [line["n_processed"] for line in reference]
 
-    # Optimizer step, Polyak average and weights: close to the uninterrupted run (noise differs).
-    def state(logdir):
-        reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{logdir}/checkpoints"))
-        names = [name for name, _ in tf.train.list_variables(tf.train.latest_checkpoint(f"{logdir}/checkpoints"))]
-        return reader, names
-
-    (ra, names), (rb, _) = state(killed), state(straight)
+    # The same data (seeded shuffles, consumed batches skipped) and the same dequantisation noise (seeded
+    # by rank and step) make the resumed run the uninterrupted one: weights, optimizer slots, Polyak
+    # average, counters and the later epochs' training losses agree to float32 round-off.
+    prefix_a = tf.train.latest_checkpoint(f"{killed}/checkpoints")
+    prefix_b = tf.train.latest_checkpoint(f"{straight}/checkpoints")
+    ra, rb = tf.train.load_checkpoint(prefix_a), tf.train.load_checkpoint(prefix_b)
+    names = [name for name, _ in tf.train.list_variables(prefix_a) if "VARIABLE_VALUE" in name]
     assert ra.get_tensor("optimizer/t/.ATTRIBUTES/VARIABLE_VALUE") == 41.0  # t starts at 1, 40 steps
     assert ra.get_tensor("state/step/.ATTRIBUTES/VARIABLE_VALUE") == 40
-    ema_names = [n for n in names if n.startswith("ema/shadows/")]
-    assert ema_names
-    for name in ema_names:
-        np.testing.assert_allclose(ra.get_tensor(name), rb.get_tensor(name), atol=0.05)
-    # The learning curve matches within noise.
-    final_a = float(read_jsonl(f"{killed}/test.txt")[-1]["loss"])
-    final_b = float(read_jsonl(f"{straight}/test.txt")[-1]["loss"])
-    assert abs(final_a - final_b) < 0.1, (final_a, final_b)
+    groups = {name.split("/")[0] for name in names}
+    assert {"model", "optimizer", "ema", "state"} <= groups
+    for name in names:
+        a, b = np.asarray(ra.get_tensor(name)), np.asarray(rb.get_tensor(name))
+        if a.dtype.kind == "f" and "train_time" not in name:
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=name)
+        elif a.dtype.kind != "f":
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    resumed_epochs = [line for line in lines if line["epoch"] > killed_at // 8 + 1]
+    assert resumed_epochs
+    for a, b in zip(resumed_epochs, reference[-len(resumed_epochs):]):
+        assert abs(float(a["loss"]) - float(b["loss"])) <= 1.5e-4  # logged with 4 decimals
 
 
 @needs_fashion
