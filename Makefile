@@ -53,6 +53,7 @@ bench: install
 	PYTHONPATH=$(CURDIR) $(PY) bench/model_step.py
 	PYTHONPATH=$(CURDIR) $(PY) bench/train_step.py
 	PYTHONPATH=$(CURDIR) $(PY) bench/reader.py
+	PYTHONPATH=$(CURDIR) $(PY) bench/resume.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -39,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+from data_loaders.position import position_key, resume_position, save_position  # noqa: E402
 from glow_tf import hparams as hparams_lib  # noqa: E402
 from glow_tf import checkpoints  # noqa: E402
 from glow_tf.checkpoints import BEST_DIR, CHECKPOINT_DIR, HPS_FILE  # noqa: E402
@@ -53,6 +54,9 @@ TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # draw_samples (spec ย
 # Fields that decide the variables and what they mean: a checkpoint is only usable when these agree.
 MODEL_FIELDS = ("image_shape", "n_levels", "depth", "width", "flow_permutation", "flow_coupling",
                 "n_bits_x", "learntop", "ycond", "n_classes")
+# Fields that define a rank's training stream: a saved stream position is only restored when these agree.
+DATA_FIELDS = ("problem", "category", "data_dir", "dal", "fmap", "pmap", "n_train", "n_batch_train",
+               "anchor_size", "image_shape", "n_channels", "seed")
 
 
 class ConfigError(ValueError):
@@ -340,6 +344,12 @@ class Trainer:
         self.weights = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema)
         self.ckpt_dir = os.path.join(self.logdir, CHECKPOINT_DIR)
         self.best_dir = os.path.join(self.logdir, BEST_DIR)
+        # Each rank's training-stream position is saved beside the latest checkpoints, under a key naming
+        # everything that defines the stream (data_loaders.position).
+        self.data_dir = os.path.join(self.ckpt_dir, "data_position")
+        self.data_key = position_key(dist.rank, dist.size, spec=repr(splits.train.element_spec),
+                                     local_batch=splits.local_batch_train,
+                                     **{k: getattr(hps, k) for k in DATA_FIELDS})
         self.train_step, self.test_step = make_steps(self.model, self.optimizer, self.ema, dist, hps)
         # The training noise of step t on this rank is a function of (noise_seed, t) alone, so that a
         # resumed run continues the uninterrupted run's noise (validation noise stays stateful).
@@ -356,9 +366,11 @@ class Trainer:
             origin = f"restored weights from {restore_path}"
         else:
             origin = "data-dependent init"
-        # Every rank takes the same batches from its training stream, so the data positions agree.
-        skip = int(self.state.data_batches.numpy())
-        self.train_iter = iter(self.splits.train.skip(skip) if skip else self.splits.train)
+        # Every rank takes the same number of batches from its stream; each continues its own.
+        self.train_iter, how = resume_position(self.splits.train, self.data_dir, self.data_key,
+                                               int(self.state.step.numpy()), int(self.state.data_batches.numpy()))
+        if resume_path:
+            origin += f"; data position {how}"
         if not resume_path and not restore_path:
             self.initialize()
         # Rank 0's values everywhere: its init statistics, random inits, permutations (spec ยง3.5).
@@ -386,6 +398,10 @@ class Trainer:
             self._best = tf.train.CheckpointManager(self.checkpoint, self.best_dir, max_to_keep=1,
                                                     checkpoint_name="model_best_loss.ckpt")
         return self._latest, self._best
+
+    def save_data_position(self) -> None:
+        """Every rank saves where its training stream stands (before rank 0 writes the checkpoint)."""
+        save_position(self.train_iter, self.data_dir, self.data_key, int(self.state.step.numpy()))
 
     def save(self, best: bool = False) -> str:
         """Rank 0 writes the latest (or best-loss) checkpoint; the manager swaps it in atomically."""
@@ -580,8 +596,9 @@ def run(hps: HParams, dist) -> dict:
             dcurr, tcurr = time.time() - tcurr, time.time()
             log(current, n_processed, n_images, f"{ips:.1f} {dtrain:.1f} {dtest:.1f} {dsample:.1f} {dcurr:.1f}",
                 train_results, test_results, msg)
+        sync_state()
+        trainer.save_data_position()
         if chief:  # the best-loss checkpoint (the original's only one), then the latest
-            sync_state()
             if best:
                 trainer.save(best=True)
             trainer.save()

@@ -148,6 +148,7 @@ def test_resume_after_sigkill_continues_counters_optimizer_and_ema(tmp_path):
     resumed = run_cli(args + ["--logdir", killed])
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {killed}/checkpoints/ckpt-{killed_at}" in resumed.stdout
+    assert f"data position restored from {killed}/checkpoints/data_position/" in resumed.stdout
 
     # Counters continue: one train.txt line per epoch, no duplicates, same images processed.
     lines = read_jsonl(f"{killed}/train.txt")[1:]
