@@ -11,7 +11,7 @@ off and on, in one process and under `horovodrun -np 2`:
 * reference: 32x32x3, n_levels 3, depth 8, width 128, batch 16, affine coupling, 1x1 conv;
 * paper: the CIFAR-10 model's flow (depth 32, width 512), batch 16: about 5 s a step on 2 CPU cores,
   plus one to two minutes of tracing per run, so it runs in one process only unless --np says otherwise
-  (--paper_batch 4 for a quicker look; at batch 4 the 170 MiB of gradients dominate the step memory).
+  (--paper_batch 4 for a quicker look).
 
 Each configuration runs in its own process (with TF_CPU_ALLOCATOR_USE_BFC=true, so that TensorFlow
 reports its tensors' memory on the CPU as it does on GPUs). Columns:
@@ -20,8 +20,10 @@ reports its tensors' memory on the CPU as it does on GPUs). Columns:
   peak RSS MiB      from `os.wait4` on the process (for horovodrun: the largest of its ranks);
   tensor peak MiB   TensorFlow's allocator peak during the timed steps (rank 0): weights, optimizer
                     slots and Polyak shadows, plus what a step allocates;
-  step tensors MiB  that peak minus what stays allocated between steps: the activations and gradients,
-                    which gradient checkpointing is meant to cut.
+  step tensors MiB  that peak minus what stays allocated between steps: the activations and gradients
+                    alive at once, which gradient checkpointing is meant to cut. (In one process each
+                    gradient is applied as soon as it exists, so they are not all alive together;
+                    under horovodrun the allreduce holds them.)
 Images are random uint8 (throughput does not depend on content).
 """
 
