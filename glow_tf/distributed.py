@@ -47,9 +47,12 @@ class HorovodProcess:
         self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
 
     def allreduce_mean(self, tensors):
-        # One grouped call: Horovod fuses the gradients into few messages (what DistributedGradientTape
-        # does); the original averaged each gradient with its own allreduce.
-        return self.hvd.grouped_allreduce(list(tensors), op=self.hvd.Average)
+        # One allreduce per tensor, as the original and DistributedGradientTape's default do; Horovod's
+        # tensor fusion still packs the ready ones into few messages. Unlike one grouped call, which
+        # waits for the last gradient and returns all averages at once, each gradient is sent as soon
+        # as the backward pass produces it and applied as soon as its average is back: communication
+        # overlaps the backward pass, and the gradients need not all be alive at once.
+        return [self.hvd.allreduce(t, op=self.hvd.Average) for t in tensors]
 
     def allreduce_sum(self, array: np.ndarray) -> np.ndarray:
         return self.hvd.allreduce(tf.convert_to_tensor(array), op=self.hvd.Sum).numpy()
