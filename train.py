@@ -342,6 +342,7 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema,
                                               state=self.state)
         self.weights = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, ema=self.ema)
+        self.checkpoint.save_counter  # created now, so a resume restores it instead of deferring (a warning)
         self.ckpt_dir = os.path.join(self.logdir, CHECKPOINT_DIR)
         self.best_dir = os.path.join(self.logdir, BEST_DIR)
         # Each rank's training-stream position is saved beside the latest checkpoints, under a key naming

@@ -149,6 +149,10 @@ def test_resume_after_sigkill_continues_counters_optimizer_and_ema(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {killed}/checkpoints/ckpt-{killed_at}" in resumed.stdout
     assert f"data position restored from {killed}/checkpoints/data_position/" in resumed.stdout
+    # Resuming the finished run only reports, and leaves nothing of the checkpoint unrestored.
+    again = run_cli(args + ["--logdir", killed])
+    assert again.returncode == 0 and "resumed from" in again.stdout, again.stderr
+    assert "unrestored" not in again.stderr and "could not be found" not in again.stderr, again.stderr
 
     # Counters continue: one train.txt line per epoch, no duplicates, same images processed.
     lines = read_jsonl(f"{killed}/train.txt")[1:]
