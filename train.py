@@ -54,6 +54,7 @@ TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # draw_samples (spec Â
 # Fields that decide the variables and what they mean: a checkpoint is only usable when these agree.
 MODEL_FIELDS = ("image_shape", "n_levels", "depth", "width", "flow_permutation", "flow_coupling",
                 "n_bits_x", "learntop", "ycond", "n_classes")
+LATEST_KEPT = 2  # latest checkpoints kept, and the stream positions saved with them
 # Fields that define a rank's training stream: a saved stream position is only restored when these agree.
 DATA_FIELDS = ("problem", "category", "data_dir", "dal", "fmap", "pmap", "n_train", "n_batch_train",
                "anchor_size", "image_shape", "n_channels", "seed")
@@ -368,8 +369,8 @@ class Trainer:
         else:
             origin = "data-dependent init"
         # Every rank takes the same number of batches from its stream; each continues its own.
-        self.train_iter, how = resume_position(self.splits.train, self.data_dir, self.data_key,
-                                               int(self.state.step.numpy()), int(self.state.data_batches.numpy()))
+        step, batches = int(self.state.step.numpy()), int(self.state.data_batches.numpy())
+        self.train_iter, how = resume_position(self.splits.train, self.data_dir, self.data_key, step, batches)
         if resume_path:
             origin += f"; data position {how}"
         if not resume_path and not restore_path:
@@ -394,7 +395,8 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------------
     def managers(self):
         if not hasattr(self, "_latest"):
-            self._latest = tf.train.CheckpointManager(self.checkpoint, self.ckpt_dir, max_to_keep=2,
+            self._latest = tf.train.CheckpointManager(self.checkpoint, self.ckpt_dir,
+                                                      max_to_keep=LATEST_KEPT,
                                                       checkpoint_name="ckpt")
             self._best = tf.train.CheckpointManager(self.checkpoint, self.best_dir, max_to_keep=1,
                                                     checkpoint_name="model_best_loss.ckpt")
@@ -402,7 +404,8 @@ class Trainer:
 
     def save_data_position(self) -> None:
         """Every rank saves where its training stream stands (before rank 0 writes the checkpoint)."""
-        save_position(self.train_iter, self.data_dir, self.data_key, int(self.state.step.numpy()))
+        save_position(self.train_iter, self.data_dir, self.data_key, int(self.state.step.numpy()),
+                      keep=LATEST_KEPT)
 
     def save(self, best: bool = False) -> str:
         """Rank 0 writes the latest (or best-loss) checkpoint; the manager swaps it in atomically."""

@@ -83,7 +83,8 @@ def resume_position(dataset: tf.data.Dataset, folder: str, key: str, step: int,
         try:
             _readable(prefix)  # checked first: after a failed restore the dataset could not be reused
         except Exception as err:  # whatever the reason, skipping still gives the right stream
-            reason = f"the saved state {prefix} is unreadable ({type(err).__name__}: {str(err).splitlines()[0]})"
+            first_line = str(err).splitlines()[0] if str(err) else ""
+            reason = f"the saved state {prefix} is unreadable ({type(err).__name__}: {first_line})"
         else:
             iterator = iter(dataset)
             tf.train.Checkpoint(iterator=iterator).read(prefix).assert_consumed()
