@@ -70,9 +70,11 @@ class _EdgePaddedConv(Layer):
         kernel = tf.convert_to_tensor(self.W) if kernel is None else kernel
         if self.kernel_size == 1:
             return self._conv(x, kernel, "VALID")
-        out = self._conv(x, kernel[:, :, : self.in_channels], "SAME")
+        # tf.split, not slicing: a slice's gradient is a StridedSliceGrad, the split's a cheap concat.
+        kernel_x, kernel_border = tf.split(kernel, [self.in_channels, 1], axis=2)
+        out = self._conv(x, kernel_x, "SAME")
         border = ops.edge_indicator(x.shape[1], x.shape[2], x.dtype)
-        return out + tf.nn.conv2d(border, kernel[:, :, self.in_channels:], strides=1, padding="VALID")
+        return out + tf.nn.conv2d(border, kernel_border, strides=1, padding="VALID")
 
 
 class Conv2D(_EdgePaddedConv):
@@ -127,13 +129,20 @@ class Conv2DZeros(_EdgePaddedConv):
         The output channels are regrouped (evens, then odds) in the small weights instead of slicing
         the large output with stride 2, whose gradient is a slow scatter; the values are identical.
         """
-        n = self.out_channels
-        order = np.concatenate([np.arange(0, n, 2), np.arange(1, n, 2)])
         with self.after(x):
-            kernel = tf.gather(self.W, order, axis=3)
-            b, logs = tf.gather(self.b, order, axis=3), tf.gather(self.logs, order, axis=1)
+            kernel, b, logs = (_evens_then_odds(t) for t in (self.W, self.b, self.logs))
             h = (self.convolve(x, kernel) + b) * tf.exp(logs * self.logscale_factor)
         return tf.split(h, 2, axis=-1)
+
+
+def _evens_then_odds(t):
+    """t[..., 0::2] then t[..., 1::2] along the last axis, as a reshape and transpose (whose gradient is
+    a transpose; a gather's is a transposed segment sum, a strided slice's a StridedSliceGrad)."""
+    t = tf.convert_to_tensor(t)
+    *lead, n = t.shape
+    pairs = tf.reshape(t, [*lead, n // 2, 2])
+    axes = list(range(len(lead)))
+    return tf.reshape(tf.transpose(pairs, axes + [len(lead) + 1, len(lead)]), [*lead, n])
 
 
 class LinearZeros(Layer):
