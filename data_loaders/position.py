@@ -26,7 +26,7 @@ import tensorflow as tf
 
 # Bump when a pipeline's structure changes, so that states written by older code are not restored:
 # tf.data restores a state into a pipeline of another structure without an error, giving a wrong stream.
-FORMAT = 1
+FORMAT = 2  # 2: the in-memory training order is a stateless shuffle per pass
 
 
 def position_key(rank: int, size: int, **config) -> str:
