@@ -240,7 +240,8 @@ def fashion_small() -> HParams:
     per-GPU batch at n_batch_train. 9 "epochs" of 6400 images (200 steps each, about 25 s on 2 idle
     cores), warmup over the first one, full validation at epochs 3, 6 and 9, samples at epochs 1, 3, 6
     and 9; no augmentation and no gradient checkpointing (memory is no concern here and a short run
-    underfits). Reaches about 4.1 test bits/dim in about 3.5 minutes.
+    underfits). Reaches 4.1-4.3 test bits/dim in about 3 minutes: the last validation of so short a run
+    moves by 0.1 with the shuffle order (seed 0: 4.28 test, 4.12 train; seed 1: 4.15 test, 4.19 train).
     """
     return HParams(problem="fashion_mnist", image_size=28, n_channels=1, anchor_size=28, n_levels=2,
                    depth=8, width=64, flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True,
