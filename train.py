@@ -39,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+from data_loaders.common import rank_seed  # noqa: E402
 from data_loaders.position import position_key, resume_position, save_position  # noqa: E402
 from glow_tf import hparams as hparams_lib  # noqa: E402
 from glow_tf import checkpoints  # noqa: E402
@@ -355,7 +356,7 @@ class Trainer:
         self.train_step, self.test_step = make_steps(self.model, self.optimizer, self.ema, dist, hps)
         # The training noise of step t on this rank is a function of (noise_seed, t) alone, so that a
         # resumed run continues the uninterrupted run's noise (validation noise stays stateful).
-        self.noise_seed = dist.rank + dist.size * hps.seed
+        self.noise_seed = rank_seed(hps, dist.rank, dist.size)
 
     # -- start: resume, restore or data-dependent init, then broadcast ------------------------------
     def start(self, resume_path: str | None, restore_path: str | None) -> str:
@@ -695,7 +696,7 @@ def main(argv=None) -> int:
         dist = init_distributed()
         configure_devices(dist)
         # The original's per-rank seed for TF and NumPy (and here Python and Keras too).
-        tf.keras.utils.set_random_seed(dist.rank + dist.size * hps.seed)
+        tf.keras.utils.set_random_seed(rank_seed(hps, dist.rank, dist.size))
         run(hps, dist)
     except (ConfigError, DistributedError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
