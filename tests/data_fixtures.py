@@ -17,9 +17,14 @@ import shutil
 from typing import Dict, List, Tuple
 
 import numpy as np
+import pytest
 from PIL import Image
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+# For tests that read the full Fashion-MNIST (make install installs it; a bare machine skips them).
+needs_fashion = pytest.mark.skipif(
+    not os.path.exists(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz")),
+    reason="needs Debian's dataset-fashion-mnist")
 
 
 def foolbox_dir() -> str:

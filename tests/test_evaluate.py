@@ -10,9 +10,9 @@ import tensorflow as tf
 import train
 from data_loaders import get_data
 from glow_tf import checkpoints, evaluate
+from tests.data_fixtures import needs_fashion
 
-FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-pytestmark = pytest.mark.skipif(not os.path.exists(FASHION), reason="needs Debian's dataset-fashion-mnist")
+pytestmark = needs_fashion
 
 # 8x8 Fashion-MNIST, 2 levels of 2 steps, width 8: two epochs of 8 steps, validation on 40 test images.
 ARGS = ["--preset", "tiny", "--problem", "fashion_mnist", "--anchor_size", "8", "--n_train", "32",

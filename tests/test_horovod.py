@@ -11,14 +11,15 @@ import textwrap
 import numpy as np
 import pytest
 
+from tests.data_fixtures import needs_fashion
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
-FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 pytestmark = [
     pytest.mark.skipif(not (os.path.exists(HOROVODRUN) or shutil.which("horovodrun")),
                        reason="needs horovodrun"),
-    pytest.mark.skipif(not os.path.exists(FASHION), reason="needs Debian's dataset-fashion-mnist"),
+    needs_fashion,
 ]
 
 # Runs train.main on each rank, recording what the test compares: every variable (model, optimizer,

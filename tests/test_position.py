@@ -3,13 +3,12 @@
 import os
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from data_loaders.position import position_key, resume_position, save_position
 from glow_tf.hparams import HParams
+from tests.data_fixtures import needs_fashion
 
-FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 
 def stream(seed=1):
@@ -77,7 +76,7 @@ def test_only_the_newest_states_are_kept(tmp_path):
     assert {name.split(".")[0] for name in names} == {f"{key}-4", f"{key}-5"}
 
 
-@pytest.mark.skipif(not os.path.exists(FASHION), reason="needs Debian's dataset-fashion-mnist")
+@needs_fashion
 def test_the_augmented_fashion_mnist_stream_restores_exactly(tmp_path):
     from data_loaders import get_data
 

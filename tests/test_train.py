@@ -22,9 +22,8 @@ sys.path.insert(0, ROOT)
 
 import train  # noqa: E402
 from glow_tf.hparams import HParams  # noqa: E402
+from tests.data_fixtures import needs_fashion  # noqa: E402
 
-FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-needs_fashion = pytest.mark.skipif(not os.path.exists(FASHION), reason="needs Debian's dataset-fashion-mnist")
 
 # 8x8 images, 2 levels of 2 steps, width 8; per-GPU batch 4 (anchor 8), 8 steps per epoch, test batch 2.
 TINY = ["--preset", "tiny", "--problem", "fashion_mnist", "--anchor_size", "8", "--n_train", "32",
