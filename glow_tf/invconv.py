@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from glow_tf.base import FlowLayer
 from glow_tf.hparams import INVCONV, INVCONV_LU, REVERSE, SHUFFLE
+from glow_tf.nn import pointwise
 
 
 def random_rotation(channels: int, rng: np.random.Generator) -> np.ndarray:
@@ -20,12 +21,6 @@ def random_rotation(channels: int, rng: np.random.Generator) -> np.ndarray:
 
 def _spatial_size(x):
     return tf.cast(x.shape[1] * x.shape[2], tf.float64)
-
-
-def _conv1x1(x, w):
-    """1x1 convolution with a [C_in, C_out] matrix: out = x @ w at every pixel, as the original's conv2d."""
-    c_in, c_out = w.shape
-    return tf.nn.conv2d(x, tf.reshape(w, [1, 1, c_in, c_out]), strides=1, padding="VALID")
 
 
 class ReversePermute(FlowLayer):
@@ -90,11 +85,11 @@ class InvConv1x1(FlowLayer):
         return tf.cast(_spatial_size(x) * self.log_abs_det(), x.dtype)
 
     def call(self, x, logdet):
-        return _conv1x1(x, tf.cast(self.weight_matrix(), x.dtype)), logdet + self._dlogdet(x)
+        return pointwise(x, tf.cast(self.weight_matrix(), x.dtype)), logdet + self._dlogdet(x)
 
     def reverse(self, z, logdet):
         w_inv = tf.cast(tf.linalg.inv(self.weight_matrix()), z.dtype)
-        return _conv1x1(z, w_inv), logdet - self._dlogdet(z)
+        return pointwise(z, w_inv), logdet - self._dlogdet(z)
 
 
 class InvConv1x1LU(InvConv1x1):
