@@ -75,7 +75,8 @@ class _EdgePaddedConv(Layer):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, init_std, rng=None, **kwargs):
-        super().__init__(**kwargs)
+        # autocast=False: Keras would cast a bfloat16 input back to the layer's float32 before `call`.
+        super().__init__(autocast=False, **kwargs)
         if kernel_size not in (1, 3):
             raise ValueError(f"kernel_size={kernel_size}: only the original's 1x1 and 3x3 are supported")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
