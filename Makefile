@@ -25,7 +25,7 @@ PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install train test bench clean-venv
+.PHONY: install train test bench gpu-check clean-venv
 
 install: $(STAMP) $(FASHION_MNIST)
 
@@ -54,6 +54,9 @@ bench: install
 	PYTHONPATH=$(CURDIR) $(PY) bench/train_step.py
 	PYTHONPATH=$(CURDIR) $(PY) bench/reader.py
 	PYTHONPATH=$(CURDIR) $(PY) bench/resume.py
+
+gpu-check:
+	bench/gpu_check.sh
 
 clean-venv:
 	rm -rf $(VENV)
