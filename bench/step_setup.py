@@ -3,7 +3,8 @@ builds it: the model, the original's Adamax with its Polyak average, data-depend
 step (forward, backward, update, average) as one tf.function.
 
 The reference configuration is the one every speed figure in the README uses: 32x32x3 images,
-3 levels x 8 steps, width 128, batch 16, affine coupling, 1x1 convolution, learned top prior.
+3 levels x 8 steps, width 128, batch 16, affine coupling, 1x1 convolution, learned top prior, no
+gradient checkpointing (HParams' default, the original's, has it on).
 Images are random uint8: the step's cost does not depend on their content.
 """
 
@@ -21,7 +22,7 @@ def reference_hps(**overrides):
     from glow_tf.hparams import AFFINE, INVCONV, HParams
 
     fields = dict(problem="cifar10", flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True,
-                  **REFERENCE)
+                  gradient_checkpointing=0, **REFERENCE)
     fields.update(overrides)
     return HParams(**fields)
 

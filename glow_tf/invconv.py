@@ -10,7 +10,7 @@ import numpy as np
 import scipy.linalg
 import tensorflow as tf
 
-from glow_tf.base import FlowLayer
+from glow_tf.base import FlowLayer, weight_work
 from glow_tf.hparams import INVCONV, INVCONV_LU, REVERSE, SHUFFLE
 from glow_tf.nn import pointwise
 
@@ -98,10 +98,11 @@ class InvConv1x1(FlowLayer):
         return log_abs_det(self.weight_matrix())
 
     def _dlogdet(self, x):
-        return tf.cast(_spatial_size(x) * self.log_abs_det(), x.dtype)
+        return tf.cast(_spatial_size(x) * weight_work(self, "log_abs_det", self.log_abs_det), x.dtype)
 
     def call(self, x, logdet):
-        return pointwise(x, tf.cast(self.weight_matrix(), x.dtype)), logdet + self._dlogdet(x)
+        w = weight_work(self, ("w", x.dtype), lambda: tf.cast(self.weight_matrix(), x.dtype))
+        return pointwise(x, w), logdet + self._dlogdet(x)
 
     def reverse(self, z, logdet):
         w_inv = tf.cast(tf.linalg.inv(self.weight_matrix()), z.dtype)

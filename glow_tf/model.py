@@ -12,6 +12,7 @@ n_bits_x-quantised image.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -20,7 +21,7 @@ import tensorflow as tf
 
 from glow_tf import ops
 from glow_tf.actnorm import ActNorm, ddi, ddi_active
-from glow_tf.base import FlowSequence
+from glow_tf.base import FlowSequence, shared_weight_work
 from glow_tf.hparams import HParams
 from glow_tf.multiscale import Split2d
 from glow_tf.priors import Classifier, TopPrior
@@ -136,8 +137,10 @@ class Glow(keras.Model):
         if parts <= 1 or ddi_active():
             return self._encode_batch(x, y, checkpoint)
         sizes = [batch // parts + (i < batch % parts) for i in range(parts)]
-        results = [self._encode_batch(xi, yi, checkpoint)
-                   for xi, yi in zip(tf.split(x, sizes), tf.split(y, sizes))]
+        # The sub-batches share the work on the weights, except under recompute_grad (see base).
+        with contextlib.nullcontext() if checkpoint else shared_weight_work():
+            results = [self._encode_batch(xi, yi, checkpoint)
+                       for xi, yi in zip(tf.split(x, sizes), tf.split(y, sizes))]
         z, objective, eps = zip(*results)
         return (tf.concat(z, 0), tf.concat(objective, 0),
                 [tf.concat(level, 0) for level in zip(*eps)])

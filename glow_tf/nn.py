@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from glow_tf import ops
 from glow_tf.actnorm import ActNorm, ddi_active
-from glow_tf.base import Layer
+from glow_tf.base import Layer, weight_work
 from glow_tf.hparams import LOGSCALE_FACTOR
 
 
@@ -90,15 +90,20 @@ class _EdgePaddedConv(Layer):
         """A context in which new ops wait for x (a no-op when executing eagerly)."""
         return tf.control_dependencies([x])
 
-    def convolve(self, x, kernel=None):
-        """The edge-padded convolution of x with `kernel` (default W), in x's dtype, without bias."""
-        kernel = tf.cast(self.W if kernel is None else kernel, x.dtype)
+    def convolve(self, x):
+        """The edge-padded convolution of x with W, in x's dtype, without bias."""
         if self.kernel_size == 1:
-            return pointwise(x, tf.reshape(kernel, [self.in_channels, self.out_channels]))
-        # tf.split, not slicing: a slice's gradient is a StridedSliceGrad, the split's a cheap concat.
-        kernel_x, kernel_border = tf.split(kernel, [self.in_channels, 1], axis=2)
-        out = tf.nn.conv2d(x, kernel_x, strides=1, padding="SAME")
-        return out + edge_term(x.shape[1], x.shape[2], kernel_border)
+            kernel = weight_work(self, ("kernel", x.dtype), lambda: tf.reshape(
+                tf.cast(self.W, x.dtype), [self.in_channels, self.out_channels]))
+            return pointwise(x, kernel)
+
+        def kernels():
+            # tf.split, not slicing: a slice's gradient is a StridedSliceGrad, the split's a cheap concat.
+            kernel_x, kernel_border = tf.split(tf.cast(self.W, x.dtype), [self.in_channels, 1], axis=2)
+            return kernel_x, edge_term(x.shape[1], x.shape[2], kernel_border)
+
+        kernel_x, edge = weight_work(self, ("kernels", x.dtype, x.shape[1], x.shape[2]), kernels)
+        return tf.nn.conv2d(x, kernel_x, strides=1, padding="SAME") + edge
 
 
 class Conv2D(_EdgePaddedConv):
@@ -124,9 +129,7 @@ class Conv2D(_EdgePaddedConv):
         # (conv(x, W) + b) * s == conv(x, W * s) + b * s for the per-channel actnorm scale s: folding
         # the actnorm into the kernel and a bias spares two passes over the wide output (and two in the
         # backward pass), and the bias joins the convolution in one oneDNN kernel.
-        scale = tf.reshape(tf.exp(self.actnorm.logs * self.actnorm.logscale_factor), [-1])
-        kernel = tf.cast(tf.convert_to_tensor(self.W) * scale, x.dtype)
-        bias = tf.cast(tf.reshape(self.actnorm.b, [-1]) * scale, x.dtype)
+        kernel, bias = weight_work(self, ("folded", x.dtype), lambda: self._folded(x.dtype))
         if self.kernel_size == 3:
             # The input here is narrow (C/2 channels), so the padded copy with its border channel is
             # cheap, and one convolution with the whole kernel does the rest.
@@ -135,6 +138,12 @@ class Conv2D(_EdgePaddedConv):
             out = pointwise(x, tf.reshape(kernel, [self.in_channels, self.out_channels]))
         out = tf.nn.bias_add(out, bias)
         return tf.nn.relu(out) if self.relu else out
+
+    def _folded(self, dtype):
+        """(kernel, bias) in `dtype` with the actnorm folded in: W * s and b * s."""
+        scale = tf.reshape(tf.exp(self.actnorm.logs * self.actnorm.logscale_factor), [-1])
+        kernel = tf.cast(tf.convert_to_tensor(self.W) * scale, dtype)
+        return kernel, tf.cast(tf.reshape(self.actnorm.b, [-1]) * scale, dtype)
 
 
 class Conv2DZeros(_EdgePaddedConv):
@@ -154,7 +163,7 @@ class Conv2DZeros(_EdgePaddedConv):
     def call(self, x):
         with self.after(x):
             out = tf.cast(self.convolve(x), self.compute_dtype)
-            return (out + self.b) * tf.exp(self.logs * self.logscale_factor)
+            return (out + self.b) * weight_work(self, "scale", lambda: tf.exp(self.logs * self.logscale_factor))
 
     def interleaved_halves(self, x):
         """(h[..., 0::2], h[..., 1::2]) for h = self(x): the original's interleaved split of the output.

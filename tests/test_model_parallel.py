@@ -41,8 +41,9 @@ def test_sub_batches_give_the_whole_batch_values(parts):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_sub_batches_give_the_whole_batch_gradients_in_a_graph():
-    hps = tiny()
+@pytest.mark.parametrize("checkpointing", [0, 1])
+def test_sub_batches_give_the_whole_batch_gradients_in_a_graph(checkpointing):
+    hps = tiny(gradient_checkpointing=checkpointing)
     whole, split = pair(hps, 2)
     x = tf.constant(images.cifar10_samples(4)[:, ::4, ::4])
     seed = tf.constant([1, 2], tf.int64)
@@ -87,3 +88,19 @@ def test_concurrent_batch_parts_follows_the_thread_settings(monkeypatch):
     assert model_module.concurrent_batch_parts() == expected
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")
     assert model_module.concurrent_batch_parts() == 1
+
+
+def test_sub_batches_share_the_work_on_the_weights():
+    """One log-determinant per 1x1 convolution in the graph, whatever the number of sub-batches."""
+    hps = tiny(gradient_checkpointing=0)
+    counts = {}
+    for parts in (1, 3):
+        model = Glow(hps)
+        model.batch_parts = parts
+        spec = tf.TensorSpec([6, *hps.image_shape], tf.uint8)
+        graph = tf.function(lambda x, m=model: m.objective_terms(x)["loss"]).get_concrete_function(spec).graph
+        ops = [op.type for op in graph.get_operations()]
+        counts[parts] = {t: ops.count(t) for t in ("Qr", "Conv2D")}
+    assert counts[1]["Qr"] == counts[3]["Qr"] == hps.n_levels * hps.depth
+    # The data's convolutions run once per sub-batch; the learned top prior's (of zeros) once in all.
+    assert counts[3]["Conv2D"] == 3 * (counts[1]["Conv2D"] - 1) + 1
