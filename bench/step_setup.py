@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The checkout whose glow_tf and train.py the step is built from: this one, or another one named by
+# $GLOW_TF_ROOT (bench/vs_pytorch.py --baseline times an older checkout beside this one).
+ROOT = os.environ.get("GLOW_TF_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = dict(image_size=32, n_levels=3, depth=8, width=128, n_batch_train=16)
 
 

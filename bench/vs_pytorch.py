@@ -36,6 +36,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = "rosinality/glow-pytorch"
+# glow-tf contenders: (nn_dtype, threads). "parallel": TF_NUM_INTRAOP_THREADS=1, so that every op runs on
+# one thread and the encoder runs the batch as one sub-batch per inter-op thread, side by side
+# (glow_tf.model.concurrent_batch_parts); "default": TensorFlow's own thread pools.
+TF_CONTENDERS = {"float32": ("float32", "default"), "bfloat16": ("bfloat16", "default"),
+                 "float32:parallel": ("float32", "parallel"), "bfloat16:parallel": ("bfloat16", "parallel")}
 
 STRUCTURAL_DIFFERENCES = f"""\
 Structural differences ({PORT}'s model.py and train.py, against glow-tf, which follows openai/glow):
@@ -50,7 +55,8 @@ Structural differences ({PORT}'s model.py and train.py, against glow-tf, which f
   * init: both initialise every actnorm from the data before the first step; the port draws its
     weights with PyTorch's default initialisers, glow-tf with the original's (N(0, 0.05), zeros);
   * threads: PyTorch runs each op on {{torch}} OpenMP threads in turn; TensorFlow runs independent ops
-    concurrently on its inter-op pool, each on its intra-op pool (TF defaults: one thread per core)."""
+    concurrently on its inter-op pool, each on its intra-op pool (TF defaults: one thread per core);
+    glow-tf's "parallel threads" rows run every op on one thread and the batch as concurrent halves."""
 
 
 # ------------------------------------------------------------------------------------------------ workers
@@ -74,7 +80,7 @@ def tf_worker(args) -> None:
     from glow_tf.hparams import INVCONV, INVCONV_LU
 
     hps = reference_hps(depth=args.depth, width=args.width, n_batch_train=args.batch,
-                        flow_permutation=INVCONV_LU if args.lu else INVCONV, nn_dtype=args.nn_dtype[-1])
+                        flow_permutation=INVCONV_LU if args.lu else INVCONV, nn_dtype=args.nn_dtype)
     step = TrainStep(hps)
     step.run(args.warmup)
     _serve(step.run, step.images_per_step)
@@ -197,8 +203,12 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (at least 3)")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per repetition")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the first repetition")
-    parser.add_argument("--nn_dtype", action="append", choices=["float32", "bfloat16"],
-                        help="glow-tf contenders by --nn_dtype (default: float32 and bfloat16)")
+    parser.add_argument("--tf", action="append", choices=sorted(TF_CONTENDERS),
+                        help="glow-tf contenders: --nn_dtype, with ':parallel' for single-threaded ops and "
+                             "the batch in concurrent halves (TF_NUM_INTRAOP_THREADS=1); default: all four")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also time the step of another glow-tf checkout (e.g. `git worktree add DIR main`), "
+                             "TF's default threads, each --tf dtype")
     parser.add_argument("--port_autocast", action="store_true",
                         help="add the port under torch.autocast(bfloat16) as a contender")
     parser.add_argument("--lu", action="store_true", help="the LU-decomposed 1x1 convolution on both sides")
@@ -206,6 +216,7 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=128, help="coupling network width")
     parser.add_argument("--batch", type=int, default=16, help="images per step")
     parser.add_argument("--worker", choices=["tf", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--nn_dtype", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "tf":
         tf_worker(args)
@@ -226,8 +237,19 @@ def main() -> int:
               "--warmup", str(args.warmup), "--port_dir", os.path.abspath(args.port_dir)] + (["--lu"] if args.lu else [])
     me = os.path.abspath(__file__)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-    specs = [(f"glow-tf {dtype}", [sys.executable, me, "--worker", "tf", "--nn_dtype", dtype] + common, env)
-             for dtype in (args.nn_dtype or ["float32", "bfloat16"])]
+    specs = []
+    for contender in args.tf or sorted(TF_CONTENDERS):
+        dtype, pools = TF_CONTENDERS[contender]
+        worker_env = dict(env, TF_NUM_INTRAOP_THREADS="1") if pools == "parallel" else env
+        specs.append((f"glow-tf {dtype}" + (", parallel threads" if pools == "parallel" else ""),
+                      [sys.executable, me, "--worker", "tf", "--nn_dtype", dtype] + common, worker_env))
+    if args.baseline:
+        baseline = os.path.abspath(args.baseline)
+        if not os.path.isfile(os.path.join(baseline, "train.py")):
+            parser.error(f"--baseline {args.baseline}: not a glow-tf checkout (no train.py)")
+        for dtype in sorted({TF_CONTENDERS[c][0] for c in args.tf or TF_CONTENDERS}):
+            specs.append((f"baseline {dtype}", [sys.executable, me, "--worker", "tf", "--nn_dtype", dtype] + common,
+                          dict(env, GLOW_TF_ROOT=baseline, PYTHONPATH=baseline)))
     port_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     specs.append((f"{PORT} float32", [torch_python, me, "--worker", "torch"] + common, port_env))
     if args.port_autocast:
