@@ -73,7 +73,7 @@ def child(args) -> None:
         print("RESULT " + json.dumps(dict(step_s=step_s, img_s=step.images_per_step / step_s,
                                           warmup_s=first, setup_s=t_setup, tensor_peak_b=tensor_peak,
                                           tensor_step_b=tensor_peak - resident, rss_setup_kib=rss_setup,
-                                          rss_peak_kib=peak, batch_parts=step.model.batch_parts,
+                                          rss_peak_kib=peak, batch_parts=getattr(step.model, "batch_parts", 1),
                                           params=int(sum(np.prod(v.shape) for v in step.model.trainable_variables)))),
               flush=True)
 
