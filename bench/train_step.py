@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Throughput and peak memory of train.py's training step (issue 4).
+"""Throughput and peak memory of train.py's training step.
 
     python bench/train_step.py                 # every configuration below, a few minutes on 2 CPU cores
     python bench/train_step.py --only reference --steps 20
 
-Times `train.make_steps`' step, the one train.py runs: forward, backward, the original's Adamax update
+Times `glow_tf.training.steps.make_steps`' step, the one train.py runs: forward, backward, the original's Adamax update
 (gradients averaged over ranks) and the Polyak average. Configurations, each with gradient checkpointing
 off and on, in one process and under `horovodrun -np 2`:
 
@@ -48,16 +48,17 @@ def child(args) -> None:
     import numpy as np
     import tensorflow as tf
 
-    import train
     from glow_tf import Glow
     from glow_tf.hparams import AFFINE, INVCONV, HParams
-    from glow_tf.optim import GlowOptimizer, PolyakAverage
+    from glow_tf.training.distributed import configure_devices, init_distributed
+    from glow_tf.training.optim import GlowOptimizer, PolyakAverage
+    from glow_tf.training.steps import FLAGS, make_steps
 
     hps = HParams(problem="cifar10", image_size=32, n_levels=3, depth=args.depth, width=args.width,
                   flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=args.batch,
                   gradient_checkpointing=args.gc, jit_compile=args.jit, nn_dtype=args.nn_dtype)
-    dist = train.init_distributed()
-    train.configure_devices(dist)
+    dist = init_distributed()
+    configure_devices(dist)
     tf.keras.utils.set_random_seed(dist.rank)
     t0 = time.time()
     model = Glow(hps)
@@ -65,7 +66,8 @@ def child(args) -> None:
     beta2 = hps.beta2(dist.size)
     optimizer = GlowOptimizer(trainable, "adamax", beta2=beta2, allreduce_mean=dist.allreduce_mean)
     ema = PolyakAverage(trainable, beta2)
-    train_step, _ = train.make_steps(model, optimizer, ema, dist, hps)
+    train_step, _ = make_steps(model, optimizer, ema, dist, hps)
+    flags = tf.zeros([len(FLAGS)])
     rng = np.random.default_rng(dist.rank)
     batches = [(tf.constant(rng.integers(0, 256, (args.batch, 32, 32, 3), dtype=np.uint8)),
                 tf.zeros([args.batch], tf.int32)) for _ in range(2)]
@@ -79,13 +81,13 @@ def child(args) -> None:
     seeds = [tf.constant([dist.rank, i], tf.int64) for i in range(2)]
     t = time.time()
     for i in range(args.warmup):  # tracing, and the allocator's first growth
-        train_step(*batches[i % 2], lr, seeds[i % 2]).numpy()
+        train_step(*batches[i % 2], lr, seeds[i % 2], flags).numpy()
     first = time.time() - t
     tf.config.experimental.reset_memory_stats(device)
     resident = tf.config.experimental.get_memory_info(device)["current"]
     t = time.time()
     for i in range(args.steps):
-        train_step(*batches[i % 2], lr, seeds[i % 2]).numpy()  # .numpy(): the loop syncs every step, as train.py does
+        train_step(*batches[i % 2], lr, seeds[i % 2], flags).numpy()  # .numpy(): the loop syncs every step, as train.py does
     step_s = (time.time() - t) / args.steps
     tensor_peak = tf.config.experimental.get_memory_info(device)["peak"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

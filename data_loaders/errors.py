@@ -8,3 +8,5 @@ value or file and says what was expected, so train.py can print it and stop.
 
 class DataError(ValueError):
     """A dataset, file or data flag that cannot be used; the message says which and why."""
+
+    exit_code = 2  # the commands report it as one line and exit with this status

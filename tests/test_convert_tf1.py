@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf import convert_tf1, tools_common
-from glow_tf.checkpoints import load_model
+from glow_tf.errors import ConfigError
+from glow_tf.tools import common, convert_tf1
+from glow_tf.training.checkpoints import load_model
 from glow_tf.hparams import HParams
-from glow_tf.tools_common import ToolError
 from tests import reference
 
 # One step per level, two levels: every kind of variable appears, and it builds in a fraction of a second.
@@ -250,7 +250,7 @@ def test_ema_imports_the_polyak_averages_and_ignores_optimizer_slots(tmp_path):
 # ------------------------------------------------------------------------------------------ refusals
 def refusal(tmp_path, written, requested, capsys):
     prefix = write_tf1_checkpoint(str(tmp_path / "tf1" / "ckpt"), random_values(tf1_shapes(written)))
-    code = tools_common.run("glow_tf.convert_tf1", convert_tf1.main,
+    code = common.run(convert_tf1.PROG, convert_tf1.main,
                             [prefix, "--output", str(tmp_path / "out"), *hps_flags(requested)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
@@ -279,15 +279,15 @@ def test_other_permutation_is_refused(tmp_path, capsys):
 
 
 def test_bad_paths_are_refused(tmp_path):
-    with pytest.raises(ToolError, match="no TF1 checkpoint at .*nowhere"):
+    with pytest.raises(ConfigError, match="no TF1 checkpoint at .*nowhere"):
         convert_tf1.main([str(tmp_path / "nowhere"), "--output", str(tmp_path / "out")])
     ckpt = tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "tf2" / "ckpt"))
-    with pytest.raises(ToolError, match="TF2 object-based checkpoint"):
+    with pytest.raises(ConfigError, match="TF2 object-based checkpoint"):
         convert_tf1.main([ckpt, "--output", str(tmp_path / "out")])
 
 
 def test_existing_output_is_kept_unless_overwrite(tmp_path):
     convert(tmp_path, BASE)
-    with pytest.raises(ToolError, match="already holds a checkpoint"):
+    with pytest.raises(ConfigError, match="already holds a checkpoint"):
         convert(tmp_path, BASE)
     convert(tmp_path, BASE, extra=["--overwrite"])
