@@ -100,22 +100,31 @@ def read_image(path: str, image_shape) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
-    height, width, channels = image_shape
-    mode = {1: "L", 3: "RGB"}.get(channels)
-    if mode is None:
-        raise ToolError(f"the model has {channels} channels; only grey (1) or RGB (3) images can be read")
     if not os.path.exists(path):
         raise ToolError(f"image {path} does not exist")
     if not os.path.isfile(path):
         raise ToolError(f"image {path} is not a file")
     try:
         with Image.open(path) as img:
-            img = img.convert(mode)  # decodes the whole file, so a truncated one fails here
+            return fit_image(img, image_shape, path)
+    except ToolError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ToolError(f"{path} is not a readable image ({err})") from None
+
+
+def fit_image(img, image_shape, name: str) -> np.ndarray:
+    """read_image's pixel work on an opened PIL image (`name` says which one in errors)."""
+    from PIL import Image
+
+    height, width, channels = image_shape
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise ToolError(f"the model has {channels} channels; only grey (1) or RGB (3) images can be read")
+    img = img.convert(mode)  # decodes the whole file, so a truncated one fails here
     side = min(img.size)
     if side < max(height, width):
-        raise ToolError(f"{path} is {img.width}x{img.height}, smaller than the model's {width}x{height}; "
+        raise ToolError(f"{name} is {img.width}x{img.height}, smaller than the model's {width}x{height}; "
                         f"give an image whose shorter side is at least {max(height, width)} pixels")
     left, top = (img.width - side) // 2, (img.height - side) // 2
     img = img.crop((left, top, left + side, top + side))
