@@ -174,14 +174,16 @@ def compute_directions(model, batches, n_classes: int, attr_indices: Sequence[in
 
 
 def save_directions(path: str, names: Sequence[str], delta: np.ndarray, n_pos, n_neg, scale: float,
-                    hps) -> str:
-    """An .npz of `names` [K], `directions` [K, D] float32 (scaled), counts, scale and model config."""
+                    hps, extra: Optional[dict] = None) -> str:
+    """An .npz of `names` [K], `directions` [K, D] float32 (scaled), counts, scale and model config
+    (plus the arrays of `extra`, e.g. what a cache needs to know it is still valid)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}.npz"
     np.savez(tmp, names=np.asarray(names, dtype=str), directions=(scale * delta).astype(np.float32),
              n_pos=np.asarray(n_pos), n_neg=np.asarray(n_neg), scale=np.float64(scale),
-             config=np.asarray(json.dumps(model_config(hps), sort_keys=True)))
+             config=np.asarray(json.dumps(model_config(hps), sort_keys=True)),
+             **{key: np.asarray(value) for key, value in (extra or {}).items()})
     os.replace(tmp, path)
     return path
 
