@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from glow_tf.checkpoints import load_model  # noqa: E402
-from glow_tf.tools.demo import directions, server  # noqa: E402
+from glow_tf.tools.demo import server  # noqa: E402
 from tests.data_fixtures import samples  # noqa: E402
 
 ROUNDS, REPEATS = 3, 20

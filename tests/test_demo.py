@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glow_tf import manipulate
 from glow_tf.checkpoints import load_model
+from glow_tf.manipulate import CELEBA_ATTRIBUTES
 from glow_tf.tools.demo import align, browser, directions, images, server
 from glow_tf.tools_common import ToolError
 from tests.data_fixtures import needs_fashion, samples
@@ -348,7 +348,8 @@ def test_manipulate_adds_the_scaled_directions(client, demo, shoe):
     assert none["image"] == shoe["reconstruction"]
     names = demo.job.names
     z = demo.encode(pixels)
-    one = from_uri(post(client, "/api/manipulate", {"image": shoe["image"], "alphas": {names[1]: 0.75}}).get_json()["image"])
+    one = post(client, "/api/manipulate", {"image": shoe["image"], "alphas": {names[1]: 0.75}})
+    one = from_uri(one.get_json()["image"])
     expected = np.asarray(demo.model.decode(z[None] + 0.75 * demo.job.directions[1][None]))[0]
     np.testing.assert_array_equal(one, expected)
     assert not np.array_equal(one, from_uri(shoe["reconstruction"]))
@@ -406,11 +407,14 @@ def test_manipulate_before_the_directions_are_ready_is_a_409(demo, shoe):
 # ------------------------------------------------------------------------------------------------ mix
 def test_mix_goes_from_one_reconstruction_to_the_other(client, demo, shoe):
     other = upload(client, read_file(foolbox_fashion(1)), "b.png").get_json()
-    ends = [from_uri(post(client, "/api/mix", {"a": shoe["image"], "b": other["image"], "alpha": a}).get_json()["image"])
-            for a in (0, 1)]
+    def mixed(alpha):
+        return from_uri(post(client, "/api/mix", {"a": shoe["image"], "b": other["image"], "alpha": alpha})
+                        .get_json()["image"])
+
+    ends = [mixed(0), mixed(1)]
     np.testing.assert_array_equal(ends[0], from_uri(shoe["reconstruction"]))
     np.testing.assert_array_equal(ends[1], from_uri(other["reconstruction"]))
-    middle = from_uri(post(client, "/api/mix", {"a": shoe["image"], "b": other["image"], "alpha": 0.5}).get_json()["image"])
+    middle = mixed(0.5)
     z_a, z_b = demo.encode(from_uri(shoe["image"])), demo.encode(from_uri(other["image"]))
     np.testing.assert_array_equal(middle, np.asarray(demo.model.decode(((z_a + z_b) / 2)[None]))[0])
     for alpha, message in ((1.01, "alpha = 1.01 is out of range: expected 0 to 1"), ("half", "must be a number"),
@@ -544,3 +548,76 @@ def test_served_demo_answers_8_concurrent_requests_like_sequential_ones(tmp_path
         assert status == 413 and "16 MiB" in answer["error"]
         assert http(served.url + "api/random", {"n": 1})[0] == 200
         assert served.proc.poll() is None
+
+
+# ------------------------------------------------------------------------------- CelebA-like models
+def celeba_logdir(tmp_path_factory, with_attr=True):
+    """A tiny 8x8 Glow of problem celeba over TFRecords with (or without) CelebA's `attr`."""
+    import dataclasses
+
+    from tests.images import imagenet_samples
+    from tests.test_tools import TINY, make_checkpoint, write_attr_records
+
+    root = tmp_path_factory.mktemp("celeba-tfr")
+    images = imagenet_samples(8, n=16)
+    attrs = np.random.default_rng(0).choice([-1, 1], size=(16, 40))
+    attrs[0], attrs[1] = 1, -1  # every attribute on both sides
+    write_attr_records(root / "train" / "train-r03-s-0000-of-0001.tfrecords", images[:12],
+                       attrs[:12] if with_attr else None)
+    write_attr_records(root / "validation" / "validation-r03-s-0000-of-0001.tfrecords", images[12:],
+                       attrs[12:] if with_attr else None)
+    hps = dataclasses.replace(TINY, problem="celeba", data_dir=str(root), anchor_size=8, n_test=4)
+    logdir = tmp_path_factory.mktemp("celeba-run")
+    make_checkpoint(logdir, hps=hps)
+    return str(logdir), images, attrs
+
+
+def test_celeba_models_get_the_40_attribute_directions_and_aligned_uploads(tmp_path_factory):
+    pytest.importorskip("cv2")
+    from matplotlib import cbook
+
+    logdir, images_, attrs = celeba_logdir(tmp_path_factory)
+    model, hps, prefix = load_model(logdir)
+    # The attribute source reads the training TFRecords: with z = the pixels, Δ is 1.6 x a difference of
+    # pixel means, computed here with NumPy from the records' images and attributes.
+    source = directions.find_source(hps, 1000)
+    assert source.kind == "attributes" and source.names == list(CELEBA_ATTRIBUTES)
+    job = directions.DirectionsJob(hps, stub_encode([]), str(tmp_path_factory.mktemp("c") / "c.npz"),
+                                   lambda s: "k", lambda: source)
+    job.run()
+    assert job.status()["state"] == "ready" and len(job.names) == 40
+    flat = images_[:12].reshape(12, -1).astype(np.float64)
+    for a in (0, 17, 39):
+        present = attrs[:12, a] > 0
+        expected = 1.6 * (flat[present].mean(0) - flat[~present].mean(0))
+        np.testing.assert_allclose(job.directions[a], expected, rtol=1e-5, atol=1e-4)
+
+    demo = server.build(model, hps, prefix, checkpoint=logdir, start=False)
+    demo.job.run()
+    client = server.create_app(demo).test_client()
+    status = client.get("/api/directions").get_json()
+    assert status["state"] == "ready" and status["kind"] == "attributes" and "Smiling" in status["names"]
+    examples = client.get("/api/examples").get_json()["examples"]
+    assert len(examples) == 4 and from_uri(examples[0]["image"]).shape == (8, 8, 3)
+    assert client.get("/api/info").get_json()["alignment"].startswith("faces aligned on the eyes")
+    # align auto = eyes for celeba: a portrait is aligned, a photo without a face is centre-cropped.
+    face = upload(client, read_file(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), "gh.jpg")
+    assert face.get_json()["alignment"] == "aligned on the eyes, as the original's FaceAligner"
+    other = upload(client, read_file(samples("imagenet")[0][0]), "x.jpg").get_json()
+    assert other["alignment"].startswith("centre crop (")
+    edited = post(client, "/api/manipulate", {"image": face.get_json()["image"], "alphas": {"Smiling": 1}})
+    assert edited.status_code == 200 and edited.get_json()["image"] != face.get_json()["reconstruction"]
+
+
+def test_models_without_classes_or_attributes_have_no_sliders_and_say_so(tmp_path_factory):
+    logdir, _, _ = celeba_logdir(tmp_path_factory, with_attr=False)
+    model, hps, prefix = load_model(logdir)
+    demo = server.build(model, hps, prefix, checkpoint=logdir, align="centre")
+    assert demo.job is None
+    client = server.create_app(demo).test_client()
+    status = client.get("/api/directions").get_json()
+    assert status["state"] == "none" and "neither classes nor CelebA attributes" in status["message"]
+    assert len(client.get("/api/examples").get_json()["examples"]) == 4
+    photo = upload(client, read_file(samples("imagenet")[1][0]), "x.jpg").get_json()
+    assert "this model has no directions" in error_of(post(client, "/api/manipulate", {"image": photo["image"]}), 409)
+    assert post(client, "/api/mix", {"a": photo["image"], "b": photo["image"], "alpha": 0.5}).status_code == 200

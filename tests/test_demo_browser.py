@@ -144,12 +144,16 @@ def test_random_samples_follow_the_seed(page):
     first = b.image_src(br, "sample-0")
     seed = by_id(br, "seed")
     seed.clear()
-    seed.send_keys("12345\n")
+    seed.send_keys("12345")
     by_id(br, "draw").click()
     changed = b.wait_changed(br, "sample-0", first)
-    link = br.driver.find_element(By.CSS_SELECTOR, "#samples a.download")
-    assert link.get_attribute("href") == changed and "seed12345" in link.get_attribute("download")
+    assert changed.startswith("data:image/png;base64,")
+    # The samples are replaced on every draw, so their link is read in one script call.
+    link = br.wait(lambda d: d.execute_script(
+        "const a = document.querySelector('#samples a.download');"
+        "return a && a.download.includes('seed12345') ? [a.href, a.download] : null;"), 30, "the new links")
+    assert link[0] == b.image_src(br, "sample-0") and link[1].startswith("sample_t0.70_seed12345_")
     seed.clear()
-    seed.send_keys("0\n")
+    seed.send_keys("0")
     by_id(br, "draw").click()
     br.wait(lambda d: b.image_src(br, "sample-0") == first, 30, "seed 0's samples again")

@@ -10,6 +10,7 @@ geometry afterwards is the same similarity transform (rotation, uniform scale, s
 from __future__ import annotations
 
 import os
+import threading
 from typing import Tuple, Union
 
 import numpy as np
@@ -46,6 +47,9 @@ class EyeFinder:
         self.face = load("haarcascade_frontalface_default.xml")
         # The eyeglasses variant finds more eyes; the plain one is the fallback.
         self.eyes = [load("haarcascade_eye_tree_eyeglasses.xml"), load("haarcascade_eye.xml")]
+        # The server handles uploads in several threads; OpenCV does not promise that one classifier
+        # may run in two at once.
+        self._lock = threading.Lock()
 
     def find(self, img) -> Union[Tuple[Point, Point], str]:
         """((x, y) of the eye on the image's left, the one on its right) in pixels of `img`, or why not."""
@@ -56,12 +60,15 @@ class EyeFinder:
         if scale < 1:
             grey = grey.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                                Image.BILINEAR)
-        grey = np.asarray(grey)
+        with self._lock:
+            return self._find(np.asarray(grey), scale)
+
+    def _find(self, grey: np.ndarray, scale: float) -> Union[Tuple[Point, Point], str]:
         faces = self.face.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
         if len(faces) == 0:
             return "no face found"
         x, y, w, h = max((tuple(int(v) for v in f) for f in faces), key=lambda f: f[2] * f[3])
-        top = grey[y:y + int(0.6 * h), x:x + w]  # the eyes sit in the upper half of the face box
+        top = grey[y:y + int(0.6 * h), x:x + w]  # the eyes sit in the upper part of the face box
         side = max(8, w // 10)
         for cascade in self.eyes:
             found = cascade.detectMultiScale(top, scaleFactor=1.05, minNeighbors=5, minSize=(side, side))

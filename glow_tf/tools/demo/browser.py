@@ -152,9 +152,11 @@ def wait_ready(browser: Browser, timeout: float = 120.0) -> List[str]:
 
 
 def image_src(browser: Browser, element_id: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return browser.driver.find_element(By.ID, element_id).get_attribute("src") or ""
+    """The src of an <img>, read in one script call: the page replaces some images (the samples) while
+    a test looks, and a found element can be gone before its attribute is read."""
+    return browser.driver.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.getAttribute('src') || '' : '';",
+        element_id)
 
 
 def wait_changed(browser: Browser, element_id: str, before: str, timeout: float = 60.0) -> str:

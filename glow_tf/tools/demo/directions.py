@@ -133,7 +133,7 @@ def examples(hps, count: int, get_data=None) -> List[Tuple[np.ndarray, str]]:
                 chosen.append(entry)
             else:
                 rest.append(entry)
-        if len(chosen) >= min(count, len(names or [])):
+        if len(chosen) + len(rest) >= count and (not names or len(chosen) >= min(count, len(names))):
             break
     return (chosen + rest)[:count]
 

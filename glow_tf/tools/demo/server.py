@@ -286,7 +286,7 @@ def build(model, hps, prefix: str, *, checkpoint: str, ema: bool = False, align:
     except ToolError as err:
         example_images, examples_note = [], f"no examples: {err}"
     aligner, align_note = images.eye_finder(images.align_mode(align, hps))
-    job, no_directions = None, ""
+    no_directions = ""
     if hps.n_classes < 2 and directions_lib.attr_records(hps) is None:
         no_directions = (f"the model's data ({hps.problem}) has neither classes nor CelebA attributes, so there "
                          f"is nothing to move along")
