@@ -28,7 +28,7 @@ from glow_tf.checkpoints import load_model
 from glow_tf.manipulate import CELEBA_ATTRIBUTES
 from glow_tf.tools.demo import align, browser, directions, images, server
 from glow_tf.tools_common import ToolError
-from tests.data_fixtures import needs_fashion, samples
+from tests.data_fixtures import FASHION_MNIST_DIR, needs_fashion, samples
 from tests.demo_fixtures import (debian_test_set, foolbox_fashion, fresh_copy, from_uri, png_file,
                                  tiny_logdir)
 from tests.test_tools import assert_reconstructs
@@ -40,7 +40,7 @@ FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal"
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
-    if not os.path.exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"):
+    if not os.path.exists(os.path.join(FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz")):
         pytest.skip("needs Debian's dataset-fashion-mnist")
     return fresh_copy(tiny_logdir(tmp_path_factory), tmp_path_factory, "api")
 
@@ -485,19 +485,24 @@ def run_demo(*args, timeout=120):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_cli_help_and_one_line_errors(tmp_path):
-    result = run_demo("--help")
-    assert result.returncode == 0 and "--port" in result.stdout and "--align" in result.stdout
-    result = run_demo(str(tmp_path / "nothing"))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("glow_tf.tools.demo: error: no checkpoint at ")
+def test_cli_help_and_one_line_errors(tmp_path, capsys):
+    from glow_tf import tools_common
+    from glow_tf.tools.demo.__main__ import PROG, main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0 and "--port" in capsys.readouterr().out
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        result = run_demo(str(tmp_path), "--port", str(taken.getsockname()[1]))
-    assert result.returncode == 2 and "cannot listen on 127.0.0.1:" in result.stderr
-    result = run_demo(str(tmp_path), "--port", "70000")
-    assert result.returncode == 2 and "--port 70000 is not a port number" in result.stderr
+        assert tools_common.run(PROG, main, [str(tmp_path), "--port", str(taken.getsockname()[1])]) == 2
+    assert "glow_tf.tools.demo: error: cannot listen on 127.0.0.1:" in capsys.readouterr().err
+    assert tools_common.run(PROG, main, [str(tmp_path), "--port", "70000"]) == 2
+    assert "--port 70000 is not a port number" in capsys.readouterr().err
+    # As a user runs it: a logdir without a checkpoint is one line and status 2.
+    result = run_demo(str(tmp_path / "nothing"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("glow_tf.tools.demo: error: no checkpoint at ")
 
 
 def http(url, body=None, upload=None):
