@@ -227,7 +227,7 @@ class DirectionsJob:
         self.names, self.directions = list(names), np.asarray(directions, np.float32)
         with self._lock:
             self._status.update(state="ready", kind=kind, names=list(names), message=message,
-                                done=self._status["total"] or len(names))
+                                done=self._status["total"])
 
 
 class _Counting:
