@@ -5,6 +5,7 @@
 #   make test                  install if needed, then run the whole test suite
 #   make install               only the install
 #   make bench                 run the benchmarks in bench/
+#   make demo                  serve the interactive demo of make train's model on http://127.0.0.1:5050/
 #   make TF_VARIANT=cpu|cuda   force the TensorFlow build (default: cuda when nvidia-smi sees a GPU)
 
 PYTHON ?= python3
@@ -18,16 +19,18 @@ else
 TF_PKG := tensorflow-cpu==$(TF_VERSION)
 endif
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.glow-tf-installed-$(TF_VARIANT)
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install train test bench clean-venv
+.PHONY: install train test bench demo clean-venv
 
-install: $(STAMP) $(FASHION_MNIST)
+install: $(STAMP) $(FASHION_MNIST) $(CHROMEDRIVER)
 
 $(STAMP): requirements.txt scripts/install_horovod.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,11 +46,20 @@ $(FASHION_MNIST):
 	$(SUDO) apt-get update -q
 	$(SUDO) apt-get install -y -q dataset-fashion-mnist
 
+# Headless Chromium and its WebDriver, for the demo's browser tests.
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update -q
+	$(SUDO) apt-get install -y -q chromium chromium-driver
+
 train: install
 	PYTHONPATH=$(CURDIR) $(PY) train.py --problem fashion_mnist --preset fashion_small --logdir logs/fashion_small
 
 test: install
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+demo: install
+	@test -d logs/fashion_small || { echo "make demo: no model in logs/fashion_small; run make train first" >&2; exit 2; }
+	PYTHONPATH=$(CURDIR) $(PY) -m glow_tf.tools.demo logs/fashion_small $(DEMO_ARGS)
 
 bench: install
 	PYTHONPATH=$(CURDIR) $(PY) bench/model_step.py

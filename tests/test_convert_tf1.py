@@ -15,9 +15,9 @@ import pytest
 import tensorflow as tf
 
 from glow_tf.errors import ConfigError
+from glow_tf.hparams import HParams
 from glow_tf.tools import common, convert_tf1
 from glow_tf.training.checkpoints import load_model
-from glow_tf.hparams import HParams
 from tests import reference
 
 # One step per level, two levels: every kind of variable appears, and it builds in a fraction of a second.

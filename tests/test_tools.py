@@ -16,8 +16,8 @@ import tensorflow as tf
 from PIL import Image
 
 from glow_tf import Glow, images, samples
-from glow_tf.tools import common, convert_tf1, export, interpolate, manipulate, sample
 from glow_tf.hparams import tiny
+from glow_tf.tools import common, convert_tf1, export, interpolate, manipulate, sample
 from glow_tf.training.optim import PolyakAverage
 from tests.flow_checks import randomize_weights
 from tests.images import foolbox_data_dir, imagenet_samples

@@ -41,14 +41,14 @@ def add_checkpoint_args(p: argparse.ArgumentParser,
 
 
 def load(args):
-    """(model, hps) from the parsed checkpoint flags; seeds TF first, so a seed fixes every draw."""
+    """(model, hps, checkpoint prefix) from the parsed checkpoint flags; seeds TF first, so that a seed
+    fixes every draw."""
     import tensorflow as tf
 
     from glow_tf.training.checkpoints import load_model
 
     tf.keras.utils.set_random_seed(args.seed)
-    model, hps, _ = load_model(args.checkpoint, ema=args.ema)
-    return model, hps
+    return load_model(args.checkpoint, ema=args.ema)
 
 
 def check_label(hps, y: Optional[int]) -> Optional[int]:
@@ -83,23 +83,32 @@ def read_image(path: str, image_shape) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
-    height, width, channels = image_shape
-    mode = {1: "L", 3: "RGB"}.get(channels)
-    if mode is None:
-        raise ConfigError(f"the model has {channels} channels; only grey (1) or RGB (3) images can be read")
     if not os.path.exists(path):
         raise ConfigError(f"image {path} does not exist")
     if not os.path.isfile(path):
         raise ConfigError(f"image {path} is not a file")
     try:
         with Image.open(path) as img:
-            img = img.convert(mode)  # decodes the whole file, so a truncated one fails here
+            return fit_image(img, image_shape, path)
+    except ConfigError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ConfigError(f"{path} is not a readable image ({err})") from None
+
+
+def fit_image(img, image_shape, name: str) -> np.ndarray:
+    """read_image's pixel work on an opened PIL image (`name` says which one in errors)."""
+    from PIL import Image
+
+    height, width, channels = image_shape
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise ConfigError(f"the model has {channels} channels; only grey (1) or RGB (3) images can be read")
+    img = img.convert(mode)  # decodes the whole file, so a truncated one fails here
     side = min(img.size)
     if side < max(height, width):
-        raise ConfigError(f"{path} is {img.width}x{img.height}, smaller than the model's {width}x{height}; "
-                        f"give an image whose shorter side is at least {max(height, width)} pixels")
+        raise ConfigError(f"{name} is {img.width}x{img.height}, smaller than the model's {width}x{height}; "
+                          f"give an image whose shorter side is at least {max(height, width)} pixels")
     left, top = (img.width - side) // 2, (img.height - side) // 2
     img = img.crop((left, top, left + side, top + side))
     if side != height or side != width:

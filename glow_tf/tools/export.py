@@ -128,7 +128,7 @@ def main(argv: Optional[Sequence[str]] = None):
             raise ConfigError(f"--output {args.output} exists and is not empty; pass --overwrite to replace it")
         if not os.path.isdir(args.output):
             raise ConfigError(f"--output {args.output} is a file, not a folder")
-    model, _ = common.load(args)
+    model, _, _ = common.load(args)
     tmp = args.output.rstrip("/") + f".tmp{os.getpid()}"
     try:
         export(model, tmp)

@@ -59,7 +59,7 @@ def main(argv: Optional[Sequence[str]] = None):
     if args.frame_ms < 1:
         raise ConfigError(f"--frame_ms {args.frame_ms} must be positive")
 
-    model, hps = common.load(args)
+    model, hps, _ = common.load(args)
     y = common.check_label(hps, args.y) or 0
     images = common.read_images(args.images, hps.image_shape)
     frames = interpolate(model, images, args.steps, y)  # [pairs, steps, H, W, C]

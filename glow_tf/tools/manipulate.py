@@ -167,14 +167,16 @@ def compute_directions(model, batches, n_classes: int, attr_indices: Sequence[in
 
 
 def save_directions(path: str, names: Sequence[str], delta: np.ndarray, n_pos, n_neg, scale: float,
-                    hps) -> str:
-    """An .npz of `names` [K], `directions` [K, D] float32 (scaled), counts, scale and model config."""
+                    hps, extra: Optional[dict] = None) -> str:
+    """An .npz of `names` [K], `directions` [K, D] float32 (scaled), counts, scale and model config
+    (plus the arrays of `extra`, e.g. what a cache needs to know it is still valid)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}.npz"
     np.savez(tmp, names=np.asarray(names, dtype=str), directions=(scale * delta).astype(np.float32),
              n_pos=np.asarray(n_pos), n_neg=np.asarray(n_neg), scale=np.float64(scale),
-             config=np.asarray(json.dumps(model_signature(hps), sort_keys=True)))
+             config=np.asarray(json.dumps(model_signature(hps), sort_keys=True)),
+             **{key: np.asarray(value) for key, value in (extra or {}).items()})
     os.replace(tmp, path)
     return path
 
@@ -216,7 +218,7 @@ def _directions(args) -> str:
     if args.max_images is not None and args.max_images < 1:
         raise ConfigError(f"--max_images {args.max_images} must be at least 1")
     names = select_attributes(args.attributes, CELEBA_ATTRIBUTES)
-    model, hps = common.load(args)
+    model, hps, _ = common.load(args)
     files = find_records(args.data, args.split, hps.image_shape[0])
     batches = attr_batches(files, hps.image_shape, args.batch, args.max_images)
     delta, n_pos, n_neg = compute_directions(model, batches, hps.n_classes,
@@ -237,7 +239,7 @@ def _directions(args) -> str:
 def _apply(args) -> list:
     if args.steps is not None and args.steps < 2:
         raise ConfigError(f"--steps {args.steps}: need at least 2")
-    model, hps = common.load(args)
+    model, hps, _ = common.load(args)
     y = common.check_label(hps, args.y) or 0
     available, directions = load_directions(args.directions, hps)
     names = select_attributes(args.attributes, available)

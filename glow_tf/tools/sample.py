@@ -44,7 +44,7 @@ def main(argv: Optional[Sequence[str]] = None):
     if bad:
         raise ConfigError(f"--temperatures {bad[0]}: a temperature is a standard deviation, so it cannot be negative")
 
-    model, hps = common.load(args)
+    model, hps, _ = common.load(args)
     labels = samples.grid_labels(hps, args.n or samples.grid_size(hps), common.check_label(hps, args.y))
     written = []
     for i, temperature in enumerate(args.temperatures):
