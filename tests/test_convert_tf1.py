@@ -1,6 +1,6 @@
 """convert_tf1: TF1 checkpoints written here with tf.compat.v1 under the original's names import exactly.
 
-The checkpoint's variables and shapes are laid out from spec §2.13 in this file, independently of
+The checkpoint's variables and shapes are laid out from openai/glow model.py's variable scopes in this file, independently of
 glow_tf, and the expected objective comes from a NumPy forward pass over those same TF1 arrays (read by
 their original names with the primitives of tests/reference.py), so a wrong name map, a swapped pair of
 same-shaped variables or a mis-ordered layer shows up as a different number.
@@ -25,7 +25,7 @@ BASE = HParams(problem="cifar10", image_size=8, n_levels=2, depth=1, width=6, le
 
 
 def tf1_shapes(hps):
-    """{original name: shape} of openai/glow's variables for `hps` (spec §2.5-§2.13)."""
+    """{original name: shape} of openai/glow's variables for `hps` (model.py and tfops.py scopes)."""
     shapes = {}
     c = 4 * hps.n_channels  # after the squeeze before level 0
     for i in range(hps.n_levels):
@@ -119,7 +119,7 @@ def np_coupling_nn(v, s, z1):
 
 
 def np_objective(v, hps, x, y):
-    """(objective [B], eps list, logits or None) of the original's forward pass, spec §2.2-§2.11."""
+    """(objective [B], eps list, logits or None) of the original's forward pass (model.py, model.encoder)."""
     v = {k: np.asarray(a, np.float64) if a.dtype != np.int32 else a for k, a in v.items()}
     objective = np.full(len(x), -math.log(hps.n_bins) * np.prod(x.shape[1:]))
     z, eps = reference.squeeze2d(np.asarray(x, np.float64)), []

@@ -1,4 +1,4 @@
-"""glow_tf.optim against NumPy transcriptions of openai/glow optim.py (spec §3.2-3.4)."""
+"""glow_tf.training.optim against NumPy transcriptions of openai/glow optim.py (adam, adamax, polyak)."""
 
 import os
 

@@ -59,7 +59,7 @@ def photos():
 
 
 def assert_reconstructs(actual, expected):
-    """Equal but for at most 2% of subpixels, each off by at most one level (spec §2.12, float32 edges)."""
+    """Equal but for at most 2% of subpixels, each off by at most one level (model.py encode/decode, float32 edges)."""
     diff = np.abs(actual.astype(int) - expected.astype(int))
     assert diff.max() <= 1, f"reconstruction off by {diff.max()} levels"
     assert np.mean(diff > 0) <= 0.02, f"{np.mean(diff > 0):.1%} of subpixels differ"
@@ -168,7 +168,7 @@ def test_interpolate_cli_writes_strip_and_gif(checkpoint, photos, tmp_path):
 
 # -------------------------------------------------------------------------------------------- manipulate
 def write_attr_records(path, images, attrs, labels=None):
-    """TFRecords in the original format (spec §4.1): shape, data, label and CelebA's attr int64[40]."""
+    """TFRecords in the original format (openai/glow data_loaders/get_data.py): shape, data, label and CelebA's attr int64[40]."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for i, image in enumerate(images):
