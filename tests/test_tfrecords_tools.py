@@ -14,7 +14,9 @@ import tensorflow as tf
 from data_loaders import get_data
 from glow_tf.hparams import HParams
 from tests import data_fixtures as fx
-from tfrecords_tools import celeba, cli, imagenet_oord, images, lsun, shards, verify
+from tfrecords_tools import celeba, cli, imagenet_oord, images, lsun, verify
+from tfrecords_tools import format as fmt
+from tfrecords_tools.errors import ConversionError, DamagedFile
 
 QUIET = ["--workers", "0", "--quiet"]
 
@@ -36,7 +38,9 @@ def test_images_class_folders_round_trip_with_lods(tmp_path):
     truth = fx.class_folders(str(tmp_path / "in"))
     images.main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--resolution", "32",
                  "--lods", "0", "--shards", "3"] + QUIET)
-    assert len(os.listdir(tmp_path / "out" / "train")) == 3 * 4  # r05, r04, r03, r02
+    names = os.listdir(tmp_path / "out" / "train")
+    assert len([n for n in names if n.endswith(".tfrecords")]) == 3 * 4  # r05, r04, r03, r02
+    assert sorted(n for n in names if n.endswith(".json")) == [f"train-r0{r}.manifest.json" for r in (2, 3, 4, 5)]
     written = read_set(str(tmp_path / "out"), "train", 5)
     expect = {pix.tobytes(): label for pix, label in truth.values()}
     assert {img.tobytes(): label for img, label, _ in written} == expect
@@ -90,13 +94,9 @@ def test_celeba_from_pggan_record_transposes_chw(tmp_path):
     pictures = [fx.centre_resize(p, 16) for p, _ in fx.samples("imagenet")[:5]]
     attrs = [tuple(int(v) for v in rng.choice([-1, 1], 40)) for _ in pictures]
     path = str(tmp_path / "celebahq-r04.tfrecords")
-    with tf.io.TFRecordWriter(path) as w:
-        for img, attr in zip(pictures, attrs):
-            chw = img.transpose(2, 0, 1)
-            feature = {"shape": tf.train.Feature(int64_list=tf.train.Int64List(value=chw.shape)),
-                       "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chw.tobytes()])),
-                       "attr": tf.train.Feature(int64_list=tf.train.Int64List(value=attr))}
-            w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    # PGGAN's dataset_tool layout: CHW pixels, no label.
+    chw = [img.transpose(2, 0, 1) for img in pictures]
+    fx.write_records(path, [fmt.encode_example(c.shape, c.tobytes(), None, a) for c, a in zip(chw, attrs)])
     celeba.main(["--input", path, "--output", str(tmp_path / "out"), "--resolution", "16", "--lods", "1",
                  "--n-validation", "2", "--shards", "1"] + QUIET)
     valid = read_set(str(tmp_path / "out"), "validation", 4)  # the first records, in shuffled order
@@ -126,7 +126,7 @@ def test_celeba_wrong_attribute_file(tmp_path, case, message):
         fx.write_attr_file(attr_file, {k: v for k, v in attrs.items() if k != "000008.jpg"})
     else:
         attr_file = str(tmp_path / "nope.txt")
-    with pytest.raises(shards.ConversionError, match=message):
+    with pytest.raises(ConversionError, match=message):
         celeba.main(["--input", folder, "--attr", attr_file, "--output", str(tmp_path / "out"),
                      "--n-validation", "3"] + QUIET)
     assert not os.path.exists(tmp_path / "out")
@@ -203,7 +203,7 @@ def test_bad_images_are_skipped_and_counted_or_stop_with_strict(tmp_path):
     train = reports[0]
     assert train.written == {32: 12} and len(train.skipped) == 3
     assert any("small.png" in s and "expected 32x32" in s for s in train.skipped)
-    with pytest.raises(shards.ConversionError, match=r"unreadable image .*(cut|small|text)\.png"):
+    with pytest.raises(ConversionError, match=r"unreadable image .*(cut|small|text)\.png"):
         imagenet_oord.main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "strict"),
                             "--shards", "2", "--strict"] + QUIET)
     # Nothing half-done: no shard and no temporary file of the failed run.
@@ -214,11 +214,14 @@ def test_existing_shards_are_refused_unless_overwrite(tmp_path):
     fx.class_folders(str(tmp_path / "in"), count=6)
     args = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--resolution", "8"] + QUIET
     images.main(args + ["--shards", "3"])
-    with pytest.raises(shards.ConversionError, match=r"train-r03-s-0000-of-0003.tfrecords already exists.*--overwrite"):
+    with pytest.raises(ConversionError, match=r"train-r03-s-0000-of-0003.tfrecords already exists.*--overwrite"):
         images.main(args)
     images.main(args + ["--shards", "2", "--overwrite"])
     assert sorted(os.listdir(tmp_path / "out" / "train")) == ["train-r03-s-0000-of-0002.tfrecords",
-                                                               "train-r03-s-0001-of-0002.tfrecords"]
+                                                               "train-r03-s-0001-of-0002.tfrecords",
+                                                               "train-r03.manifest.json"]
+    manifest = fmt.read_manifest(str(tmp_path / "out" / "train"), "train", 3)
+    assert sorted(manifest.files) == ["train-r03-s-0000-of-0002.tfrecords", "train-r03-s-0001-of-0002.tfrecords"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -233,9 +236,9 @@ def test_images_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, messag
     (tmp_path / "EMPTY").mkdir()
     fx.class_folders(str(tmp_path / "IN"), count=2)
     argv = [str(tmp_path / a) if a in ("MISSING", "EMPTY", "IN") else a for a in argv]
-    status = cli.run(images.main, argv + ["--output", str(tmp_path / "out")] + QUIET)
+    status = cli.run(images.main, images.PROG, argv + ["--output", str(tmp_path / "out")] + QUIET)
     err = capsys.readouterr().err.strip()
-    assert status == 2 and "\n" not in err
+    assert status == 2 and "\n" not in err and err.startswith("tfrecords_tools.images: error: ")
     assert re.search(message, err), err
 
 
@@ -253,25 +256,9 @@ def test_verify_reports_corrupt_record_and_missing_shard(tmp_path):
     reports = verify.verify(str(tmp_path / "out"))
     errors = reports[0].errors
     assert any("missing shard train-r05-s-0002-of-0003.tfrecords" in e for e in errors)
-    assert any(e.startswith(str(target)) and "record 1 is corrupt" in e for e in errors), errors
+    assert any(e.startswith(str(target)) and re.search(r"record 1 at byte \d+: the data fails its checksum", e)
+               for e in errors), errors
     assert verify.main(["--input", str(tmp_path / "out")]) == 1
-
-
-def test_pggan_reader_decodes_what_tensorflow_wrote(tmp_path):
-    img = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    path = str(tmp_path / "x.tfrecords")
-    with tf.io.TFRecordWriter(path) as w:
-        w.write(shards.example_bytes(img, 7, [-1] * 20 + [1] * 20))
-        w.write(shards.example_bytes(img, 2 ** 40, None))
-    offsets = shards.index_records(path)
-    first = shards.decode_example(shards.read_record_at(path, offsets[0]))
-    assert first["shape"] == [2, 3, 4] and first["label"] == [7] and first["attr"] == [-1] * 20 + [1] * 20
-    assert first["data"] == [img.tobytes()]
-    assert shards.decode_example(shards.read_record_at(path, offsets[1]))["label"] == [2 ** 40]
-    with open(path, "ab") as f:
-        f.write(b"\x10\x00")
-    with pytest.raises(shards.ConversionError, match="truncated after record 2"):
-        shards.index_records(path)
 
 
 @pytest.mark.parametrize("module", ["celeba", "lsun", "imagenet_oord", "images", "verify"])
