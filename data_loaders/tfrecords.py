@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import glob
 import os
+import sys
 from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
@@ -219,17 +220,20 @@ def _file_records(path, size, expected, skipped: Optional[SkipCount]) -> tf.data
 
     def keep(record, end, n, used):
         damaged = end & (used < size)
-        message = tf.strings.join(["in ", path, f": {STOPPED} ", tf.strings.as_string(n), " at byte ",
-                                   tf.strings.as_string(used), " of ", tf.strings.as_string(size),
-                                   " (a damaged or truncated record)"])
         if skipped is None:
+            message = tf.strings.join(["in ", path, f": {STOPPED} ", tf.strings.as_string(n), " at byte ",
+                                       tf.strings.as_string(used), " of ", tf.strings.as_string(size),
+                                       " (a damaged or truncated record)"])
             with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(damaged), [message])]):
                 return tf.logical_not(end)
 
         def note():
             lost = tf.maximum(expected - n, 0)
+            line = tf.strings.join(["data: skipped the rest of ", path, " after record ", tf.strings.as_string(n),
+                                    " (byte ", tf.strings.as_string(used), " of ", tf.strings.as_string(size),
+                                    "): a damaged or truncated record"])
             with tf.control_dependencies([skipped.note(lost, size - used)]):
-                printed = tf.print("data: skipped the rest of the file:", message, output_stream="file://stderr")
+                printed = tf.print(line, output_stream=sys.stderr)
             with tf.control_dependencies([printed]):
                 return tf.constant(False)
 

@@ -21,34 +21,24 @@ from tfrecords_tools.writer import convert, summary
 IMAGES_PER_SHARD = 1024
 
 
-def _is_alias(option: str) -> bool:
-    return option.startswith("--") and "-" in option[2:]
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the module docstring's layout and leaves the kebab-case aliases out of the option list."""
-
-    def _format_action_invocation(self, action):
-        shown = [s for s in action.option_strings if not _is_alias(s)]
-        if shown != action.option_strings:
-            action = argparse.Action(shown, action.dest, nargs=action.nargs, metavar=action.metavar,
-                                     choices=action.choices)
-        return super()._format_action_invocation(action)
-
-
 class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line, like every other user error of these commands."""
 
     def __init__(self, prog: str, description: str):
-        super().__init__(prog=prog, description=description, formatter_class=_HelpFormatter)
+        super().__init__(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
     def flag(self, name: str, **kwargs):
-        """add_argument for a snake_case flag, with its kebab-case spelling as a hidden alias."""
-        names = [name] + ([name.replace("_", "-")] if "_" in name else [])
-        return self.add_argument(*names, **kwargs)
+        """add_argument for a snake_case flag, with its kebab-case spelling as a hidden alias (a flag of
+        its own, so that an error names the spelling the user typed)."""
+        action = self.add_argument(name, **kwargs)
+        if "_" in name:
+            alias = dict(kwargs, help=argparse.SUPPRESS, default=argparse.SUPPRESS, dest=action.dest)
+            alias.pop("required", None)
+            self.add_argument(name.replace("_", "-"), **alias)
+        return action
 
 
 def parser(prog: str, description: str, *, resolution: Optional[int], lods: int,

@@ -163,20 +163,30 @@ def write_split(items: Sequence[Item], output: str, split: str, spec: Spec, *, n
             raise ConversionError(f"none of the {len(items)} input images of split {split!r} could be read, "
                                   f"e.g. {report.skipped[0]}")
         sizes = {k: os.path.getsize(p) for k, p in temp.items()}
+        target = folder
         _commit(folder, split, resolutions, final, temp, records, sizes, overwrite=overwrite)
         report.files = sorted(final.values())
     except (tf.errors.OpError, OSError) as err:
-        raise write_error(target, err) from None
+        _discard(writers, temp)  # first, so that the message gives the space a retry would have
+        named = {temp[k]: p for k, p in final.items()}
+        raise write_error(named.get(target, target), err) from None
     finally:
-        for writer in writers.values():
-            try:
-                writer.close()
-            except tf.errors.OpError:
-                pass  # the write that failed is being reported
-        for path in temp.values():
-            if os.path.exists(path):
-                os.remove(path)
+        _discard(writers, temp)
     return report
+
+
+def _discard(writers: Dict, temp: Dict) -> None:
+    import tensorflow as tf
+
+    for writer in writers.values():
+        try:
+            writer.close()
+        except tf.errors.OpError:
+            pass  # the write that failed is being reported
+    writers.clear()
+    for path in temp.values():
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def _commit(folder: str, split: str, resolutions: Sequence[int], final: Dict, temp: Dict, records: Dict,
