@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from typing import Optional, Sequence
 
 from tfrecords_tools import format as fmt
@@ -19,8 +20,8 @@ from tfrecords_tools.errors import DamagedFile
 # <records read> at byte <bytes read> of <size> ...".
 STOPPED = "reading stopped after record"
 
-_OURS = re.compile(r"in (?P<path>\S+?\.tfrecords): " + re.escape(STOPPED) + r" (?P<index>\d+) at byte (?P<offset>\d+)")
-_NAMED = re.compile(r"in (?P<path>\S+?\.tfrecords): (?P<what>.*)")
+_OURS = re.compile(r"(?:^|\[)in (?P<path>[^\[\]]+?\.tfrecords): " + re.escape(STOPPED) + r" (?P<index>\d+) at byte (?P<offset>\d+)")
+_NAMED = re.compile(r"(?:^|\[)in (?P<path>[^\[\]]+?\.tfrecords): (?P<what>.*)")
 _TF_OFFSET = re.compile(r"(?:corrupted|truncated) record at (?P<offset>\d+)")
 
 
@@ -31,11 +32,15 @@ def _message(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def verify_command(data_dir: str) -> str:
+    """The command that lists every damaged record under data_dir, quoted to run as written."""
+    return f"python -m tfrecords_tools.verify {shlex.quote(data_dir)}"
+
+
 def _fix(path: str, skip_flag: Optional[str]) -> str:
     folder = os.path.dirname(os.path.dirname(os.path.abspath(path)))
     skip = f", or pass {skip_flag} to skip damaged records" if skip_flag else ""
-    return (f"run `python -m tfrecords_tools.verify {folder}` to list every damaged record and re-convert "
-            f"the set{skip}")
+    return f"run `{verify_command(folder)}` to list every damaged record and re-convert the set{skip}"
 
 
 def _diagnose(path: str, index: int, offset: int) -> str:

@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow as tf
 
 from data_loaders import common, problems
-from data_loaders.damage import STOPPED
+from data_loaders.damage import STOPPED, verify_command
 from data_loaders.errors import DataError
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import DamagedFile, FormatError
@@ -49,10 +49,6 @@ def feature_spec(with_attr: bool = False) -> Dict[str, tf.io.FixedLenFeature]:
     """The tf.io parsing spec of the format's features (attr only when asked: the original never read it)."""
     features = fmt.REQUIRED + ((fmt.ATTR,) if with_attr else ())
     return {f.name: tf.io.FixedLenFeature(list(f.shape), _DTYPES[f.kind]) for f in features}
-
-
-def verify_command(data_dir: str) -> str:
-    return f"python -m tfrecords_tools.verify {data_dir}"
 
 
 def stored_log2_resolution(split_dir: str, split: str, resolution: int, problem: str = "") -> int:
@@ -179,6 +175,7 @@ def _check(condition, filename, message, value):
 
 # Framing around each record: length, its checksum, and the data's checksum (tfrecords_tools.format).
 _FRAMING_BYTES = fmt.HEADER_BYTES + fmt.FOOTER_BYTES
+_CHECK_BATCH = 32
 
 
 class SkipCount:
@@ -204,21 +201,22 @@ def _file_records(path, size, expected, skipped: Optional[SkipCount]) -> tf.data
     """(path, record) for every intact record of one file, in order.
 
     TensorFlow stops reading a file at its first damaged record (and moves on to the next file, which
-    is what lets ignore_errors drop the rest of this one); one extra element marks the file's end,
-    where the bytes read (record lengths plus framing) must equal the file's size. If not, the file
-    is damaged: an error naming it, or, with `skipped`, a line on stderr and the count.
+    is what lets ignore_errors drop the rest of this one); an empty batch marks the file's end, where
+    the bytes read (record lengths plus framing) must equal the file's size. If not, the file is
+    damaged: an error naming it, or, with `skipped`, a line on stderr and the count. The records are
+    counted in batches of _CHECK_BATCH: one function call per record cost up to half the throughput.
     """
-    records = tf.data.TFRecordDataset(path).ignore_errors().map(lambda r: (r, False))
-    marked = records.concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+    batches = tf.data.TFRecordDataset(path).ignore_errors().batch(_CHECK_BATCH)
+    marked = batches.concatenate(tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)))
 
-    def count(state, element):
-        record, end = element
+    def count(state, records):
         n, used = state
-        if_record = tf.cast(tf.logical_not(end), tf.int64)
-        state = (n + if_record, used + if_record * (tf.cast(tf.strings.length(record), tf.int64) + _FRAMING_BYTES))
-        return state, (record, end) + state
+        lengths = tf.cast(tf.strings.length(records), tf.int64) + _FRAMING_BYTES
+        state = (n + tf.size(records, out_type=tf.int64), used + tf.reduce_sum(lengths))
+        return state, (records,) + state
 
-    def keep(record, end, n, used):
+    def keep(records, n, used):
+        end = tf.equal(tf.size(records), 0)
         damaged = end & (used < size)
         if skipped is None:
             message = tf.strings.join(["in ", path, f": {STOPPED} ", tf.strings.as_string(n), " at byte ",
@@ -241,7 +239,7 @@ def _file_records(path, size, expected, skipped: Optional[SkipCount]) -> tf.data
 
     zero = tf.constant(0, tf.int64)
     return (marked.scan((zero, zero), count).filter(keep)
-            .map(lambda record, end, n, used: (path, record)))
+            .map(lambda records, n, used: (tf.fill(tf.shape(records), path), records)).unbatch())
 
 
 def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int, size: int, train: bool,

@@ -6,6 +6,7 @@ import ast
 import gzip
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -340,10 +341,11 @@ def test_n_test_not_divisible_names_the_numbers(cifar_tfr):
 
 @pytest.fixture
 def cifar_copy(cifar_tfr, tmp_path):
-    """A private copy of cifar_tfr to damage: (data_dir, its train shards in order)."""
-    shutil.copytree(cifar_tfr[0], tmp_path / "tfr")
-    folder = tmp_path / "tfr" / "train"
-    return str(tmp_path / "tfr"), sorted(str(p) for p in folder.glob("*.tfrecords"))
+    """A private copy of cifar_tfr to damage, in a folder whose name needs quoting in a shell command:
+    (data_dir, its train shards in order)."""
+    shutil.copytree(cifar_tfr[0], tmp_path / "my data")
+    folder = tmp_path / "my data" / "train"
+    return str(tmp_path / "my data"), sorted(str(p) for p in folder.glob("*.tfrecords"))
 
 
 def _flip_data_byte(path, record):
@@ -373,7 +375,7 @@ def test_a_truncated_shard_is_refused_before_training_by_its_manifest(cifar_copy
         get_data(tfr_hps(data_dir))
     message = str(caught.value)
     assert message.startswith(f"{cut} holds {last} bytes, train-r05.manifest.json says ") and "(truncated)" in message
-    assert f"re-convert the set with tfrecords_tools (`python -m tfrecords_tools.verify {data_dir}`" in message
+    assert f"re-convert the set with tfrecords_tools (`python -m tfrecords_tools.verify {shlex.quote(data_dir)}`" in message
     assert "\n" not in message
     # A set without a manifest (the original's published TFRecords) is read as it is.
     os.remove(os.path.join(data_dir, "train", "train-r05.manifest.json"))
@@ -393,7 +395,7 @@ def test_a_corrupt_record_in_a_later_shard_names_the_file_and_the_fix(cifar_copy
         take_batches(stream, 40)
     line = locate_damage(files, caught.value)
     assert line == (f"{damaged}: record {record} at byte {offset}: the data fails its checksum; the rest of the file "
-                    f"cannot be read: run `python -m tfrecords_tools.verify {data_dir}` to list every damaged "
+                    f"cannot be read: run `python -m tfrecords_tools.verify {shlex.quote(data_dir)}` to list every damaged "
                     f"record and re-convert the set, or pass --skip_corrupt_records to skip damaged records")
     assert locate_damage(files, caught.value, skip_flag=None).endswith("and re-convert the set")
 
@@ -413,7 +415,7 @@ def test_a_shard_cut_inside_a_record_header_stops_training_naming_it(cifar_copy)
     assert locate_damage(splits.train_files, caught.value).startswith(
         f"{cut}: record {n_read} at byte {last}: truncated: the file ends 7 bytes "
         f"into the 12-byte record header; the rest of the file cannot be read: run `python -m tfrecords_tools.verify "
-        f"{data_dir}`")
+        f"{shlex.quote(data_dir)}`")
 
 
 def test_tensorflows_own_error_is_traced_to_its_file(cifar_copy):
@@ -426,7 +428,7 @@ def test_tensorflows_own_error_is_traced_to_its_file(cifar_copy):
     assert files[1] not in caught.value.message
     assert locate_damage(files, caught.value).startswith(
         f"{files[1]}: record 2 at byte {offset}: the data fails its checksum; run `python -m tfrecords_tools.verify "
-        f"{data_dir}`")
+        f"{shlex.quote(data_dir)}`")
     assert locate_damage(files, tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")) is None
     assert locate_damage(files, ValueError("a bug")) is None
 
