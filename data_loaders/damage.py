@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import DamagedFile
@@ -20,7 +20,8 @@ from tfrecords_tools.errors import DamagedFile
 # <records read> at byte <bytes read> of <size> ...".
 STOPPED = "reading stopped after record"
 
-_OURS = re.compile(r"(?:^|\[)in (?P<path>[^\[\]]+?\.tfrecords): " + re.escape(STOPPED) + r" (?P<index>\d+) at byte (?P<offset>\d+)")
+_OURS = re.compile(r"(?:^|\[)in (?P<path>[^\[\]]+?\.tfrecords): " + re.escape(STOPPED)
+                   + r" (?P<index>\d+) at byte (?P<offset>\d+)")
 _NAMED = re.compile(r"(?:^|\[)in (?P<path>[^\[\]]+?\.tfrecords): (?P<what>.*)")
 _TF_OFFSET = re.compile(r"(?:corrupted|truncated) record at (?P<offset>\d+)")
 
@@ -59,9 +60,11 @@ def _diagnose(path: str, index: int, offset: int) -> str:
     return f"record {index} at byte {offset}: could not be read (it reads intact now: a passing I/O error?)"
 
 
-def _search(files: Sequence[str], offset: int) -> Optional[str]:
-    """The first file whose record at `offset` (or whose data at `offset`) is damaged, described."""
+def _search(files: Sequence[str], offset: int) -> Optional[Tuple[str, str]]:
+    """(path, what is wrong) of the first file whose record at `offset` (or whose data at `offset`) is
+    damaged, or None."""
     for path in files:
+        index = 0
         try:
             for index, (at, _) in enumerate(fmt.walk_records(path)):
                 if at > offset:
@@ -71,7 +74,7 @@ def _search(files: Sequence[str], offset: int) -> Optional[str]:
                     break
         except DamagedFile as err:
             if err.offset <= offset:
-                return f"{path}: record {err.index if err.index >= 0 else index} at byte {err.offset}: {err.reason}"
+                return path, f"record {err.index if err.index >= 0 else index} at byte {err.offset}: {err.reason}"
         except OSError:
             continue
     return None
@@ -100,7 +103,8 @@ def locate_damage(files: Sequence[str], error: BaseException, *,
     if tf_offset:
         found = _search(files, int(tf_offset["offset"]))
         if found:
-            return f"{found}; {_fix(found.split(': ')[0], skip_flag)}"
+            path, what = found
+            return f"{path}: {what}; {_fix(path, skip_flag)}"
         where = os.path.commonpath([os.path.abspath(f) for f in files]) if files else "the data"
         return (f"a TFRecord file under {where} is damaged ({text}), but none shows it when read again: "
                 f"{_fix(files[0], skip_flag) if files else 'run tfrecords_tools.verify on the data folder'}")

@@ -375,7 +375,8 @@ def test_a_truncated_shard_is_refused_before_training_by_its_manifest(cifar_copy
         get_data(tfr_hps(data_dir))
     message = str(caught.value)
     assert message.startswith(f"{cut} holds {last} bytes, train-r05.manifest.json says ") and "(truncated)" in message
-    assert f"re-convert the set with tfrecords_tools (`python -m tfrecords_tools.verify {shlex.quote(data_dir)}`" in message
+    verify_command = f"python -m tfrecords_tools.verify {shlex.quote(data_dir)}"
+    assert f"re-convert the set with tfrecords_tools (`{verify_command}` lists what else is damaged)" in message
     assert "\n" not in message
     # A set without a manifest (the original's published TFRecords) is read as it is.
     os.remove(os.path.join(data_dir, "train", "train-r05.manifest.json"))
@@ -394,9 +395,10 @@ def test_a_corrupt_record_in_a_later_shard_names_the_file_and_the_fix(cifar_copy
     with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(damaged)) as caught:
         take_batches(stream, 40)
     line = locate_damage(files, caught.value)
+    verify_command = f"python -m tfrecords_tools.verify {shlex.quote(data_dir)}"
     assert line == (f"{damaged}: record {record} at byte {offset}: the data fails its checksum; the rest of the file "
-                    f"cannot be read: run `python -m tfrecords_tools.verify {shlex.quote(data_dir)}` to list every damaged "
-                    f"record and re-convert the set, or pass --skip_corrupt_records to skip damaged records")
+                    f"cannot be read: run `{verify_command}` to list every damaged record and re-convert the set, "
+                    f"or pass --skip_corrupt_records to skip damaged records")
     assert locate_damage(files, caught.value, skip_flag=None).endswith("and re-convert the set")
 
 

@@ -161,8 +161,9 @@ def walk_records(path: str, check_data: bool = False) -> Iterator[Tuple[int, int
                 raise DamagedFile(path, index, offset, "the length field fails its checksum")
             end = offset + HEADER_BYTES + length + FOOTER_BYTES
             if end > size:
+                left = size - offset - HEADER_BYTES
                 raise DamagedFile(path, index, offset, f"truncated: the record needs {length + FOOTER_BYTES} "
-                                                       f"bytes after its header, the file has {size - offset - HEADER_BYTES}")
+                                                       f"bytes after its header, the file has {left}")
             if check_data:
                 data = f.read(length)
                 (stored,) = struct.unpack("<I", f.read(FOOTER_BYTES))
