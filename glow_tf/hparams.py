@@ -14,7 +14,10 @@ Extensions, each off (or at the original's behaviour) by default:
   * `nn_dtype`: precision of the coupling networks' convolutions (bfloat16 or float16 where the hardware
     has fast kernels for them); the flow, its log-determinants and the weights stay float32.
   * training-loop options of train.py: `eval_ema`, `resume`, `max_steps`, `jit_compile`,
-    `save_interval_minutes`.
+    `save_interval_minutes`, and `skip_corrupt_records` (training skips and counts the damaged records
+    of TFRecord data instead of stopping; data_loaders.tfrecords).
+
+Per-problem defaults (image size, classes) come from the problem registry, data_loaders.problems.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import math
 import typing
 from typing import Optional, Sequence
 
+from data_loaders import problems
 from glow_tf.errors import ConfigError
 
 # --flow_permutation codes (the original's 0/1/2, plus our LU variant).
@@ -48,25 +52,6 @@ NN_DTYPES = ("float32", "bfloat16", "float16")
 
 # The original's multiplicative reparameterisation of every log-scale parameter: logs = 3 * stored.
 LOGSCALE_FACTOR = 3.0
-
-# Per-problem defaults for the original's -1 / '' flags (train.py and get_data.py).
-DEFAULT_IMAGE_SIZE = {
-    "mnist": 32, "fashion_mnist": 32, "cifar10": 32, "imagenet-oord": 64, "imagenet": 256,
-    "celeba": 256, "lsun_realnvp": 64, "lsun": 256,
-}
-DEFAULT_N_Y = {
-    "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "imagenet-oord": 1000, "imagenet": 1000,
-    "celeba": 1, "lsun_realnvp": 1, "lsun": 1,
-}
-DEFAULT_DATA_DIR = {
-    "imagenet-oord": "/mnt/host/imagenet-oord-tfr", "imagenet": "/mnt/host/imagenet-tfr",
-    "celeba": "/mnt/host/celeba-reshard-tfr", "lsun_realnvp": "/mnt/host/lsun_realnvp",
-    "lsun": "/mnt/host/lsun",
-}
-PROBLEMS = tuple(DEFAULT_IMAGE_SIZE)
-# The original's test-batch lookup, keyed by the per-GPU training batch (train.py).
-LOCAL_BATCH_TEST = {64: 50, 32: 25, 16: 10, 8: 5, 4: 2, 2: 2, 1: 1}
-
 
 def _flag(default, help_text: str):
     """A field whose command-line help lives beside it (read by `add_flags`)."""
@@ -136,6 +121,9 @@ class HParams:
                                      "bfloat16 or float16; the flow and its log-dets stay float32")
     save_interval_minutes: float = _flag(30.0, "also save a checkpoint when this many minutes passed since the "
                                                "last one (bounds what a kill -9 costs); 0: only every epoch")
+    skip_corrupt_records: bool = _flag(False, "skip the damaged records of TFRecord training data (the rest of a "
+                                              "damaged file) instead of stopping: each is printed on stderr and "
+                                              "counted; validation still stops")
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -164,7 +152,7 @@ class HParams:
             raise ConfigError(f"n_channels={self.n_channels} must be at least 1")
         if self.image_size is None and not self._problem_known:
             raise ConfigError(f"image_size is required for problem {self.problem!r}, which has no default "
-                              f"(defaults exist for {', '.join(PROBLEMS)})")
+                              f"(defaults exist for {', '.join(problems.with_default_size())})")
         size = self.image_shape[0]
         if size % 2 ** self.n_levels:
             raise ConfigError(f"image_size={size} is not divisible by 2**n_levels={2 ** self.n_levels} "
@@ -199,7 +187,8 @@ class HParams:
 
     @property
     def _problem_known(self) -> bool:
-        return self.problem in DEFAULT_IMAGE_SIZE
+        problem = problems.find(self.problem)
+        return problem is not None and problem.image_size is not None
 
     # Derived values (the original assigned these back onto hps).
     @property
@@ -209,7 +198,7 @@ class HParams:
     @property
     def image_shape(self) -> tuple:
         """(H, W, C) of the images the model sees."""
-        size = self.image_size if self.image_size is not None else DEFAULT_IMAGE_SIZE[self.problem]
+        size = self.image_size if self.image_size is not None else problems.find(self.problem).image_size
         return (size, size, self.n_channels)
 
     @property
@@ -217,7 +206,8 @@ class HParams:
         """The original's hps.n_y: class count of the problem, 1 for unlabelled data."""
         if self.n_y is not None:
             return self.n_y
-        return DEFAULT_N_Y.get(self.problem, 1)
+        problem = problems.find(self.problem)
+        return problem.n_classes if problem is not None else 1
 
     def local_batch_train(self) -> int:
         """Per-GPU training batch: n_batch_train images at anchor_size, scaled by area (openai/glow train.py)."""

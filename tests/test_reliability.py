@@ -8,6 +8,7 @@ and nothing already written is lost.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -285,3 +286,50 @@ def test_a_full_disk_is_one_line_and_the_previous_checkpoint_survives(small_disk
     os.remove(filler)
     assert train.main(args + ["--epochs", "3"]) == 0  # space again: it resumes and finishes
     assert step_of(logdir) == 16
+
+
+# ------------------------------------------------------------------------------------------- damaged data
+
+@pytest.fixture
+def damaged_tfrecords(tmp_path):
+    """foolbox's CIFAR-10 images as TFRecords (17 train in 3 shards, 3 validation), with one byte of
+    record 1 of the last training shard flipped and no manifest (as the original's published sets)."""
+    from tests import data_fixtures as fx
+    from tfrecords_tools import format as fmt
+    from tfrecords_tools import images as images_tool
+
+    for split, chosen in (("train", fx.samples("cifar10")[:17]), ("validation", fx.samples("cifar10")[17:])):
+        folder = tmp_path / f"in_{split}"
+        folder.mkdir()
+        for path, _ in chosen:
+            shutil.copy(path, folder)
+        images_tool.main(["--input", str(folder), "--output", str(tmp_path / "tfr"), "--resolution", "32",
+                          "--split", split, "--shards", "3" if split == "train" else "1", "--workers", "0",
+                          "--quiet"])
+    shards = sorted((tmp_path / "tfr" / "train").glob("*.tfrecords"))
+    os.remove(tmp_path / "tfr" / "train" / "train-r05.manifest.json")
+    offset, length = list(fmt.walk_records(str(shards[-1])))[1]
+    data = bytearray(shards[-1].read_bytes())
+    data[offset + fmt.HEADER_BYTES + length // 2] ^= 0x01
+    shards[-1].write_bytes(bytes(data))
+    return str(tmp_path / "tfr"), str(shards[-1]), offset
+
+
+def test_a_corrupt_record_met_in_training_is_one_line_naming_it_or_is_skipped(damaged_tfrecords, tmp_path,
+                                                                             capfd):
+    data_dir, damaged, offset = damaged_tfrecords
+    args = ["--problem", "tfrecords", "--data_dir", data_dir, "--image_size", "32", "--anchor_size", "32",
+            "--n_levels", "2", "--depth", "1", "--width", "4", "--n_batch_train", "4", "--n_batch_init", "4",
+            "--n_train", "64", "--n_test", "2", "--epochs", "3", "--epochs_full_sample", "100", "--learntop"]
+    assert train.main(args + ["--logdir", str(tmp_path / "run")]) == 2
+    # (TensorFlow's C++ runtime logs the failed op on stderr too, in its own format.)
+    err = [line for line in capfd.readouterr().err.strip().splitlines()
+           if not re.match(r"^([IWE]\d{4} |WARNING: All log messages)", line)]
+    assert len(err) == 1 and err[0].startswith("train.py: error: reading the data "), err
+    assert f"{damaged}: record 1 at byte {offset}: the data fails its checksum" in err[0]
+    assert "tfrecords_tools.verify" in err[0] and "--skip_corrupt_records" in err[0]
+
+    assert train.main(args + ["--skip_corrupt_records", "--logdir", str(tmp_path / "skipping")]) == 0
+    err = capfd.readouterr().err
+    assert f"data: skipped the rest of {damaged} after record 1" in err and "data: skipped " in err
+    assert step_of(str(tmp_path / "skipping")) == 2 * 16

@@ -19,6 +19,7 @@ from glow_tf import Glow, images, samples
 from glow_tf.hparams import tiny
 from glow_tf.tools import common, convert_tf1, export, interpolate, manipulate, sample
 from glow_tf.training.optim import PolyakAverage
+from tests import data_fixtures as fx
 from tests.flow_checks import randomize_weights
 from tests.images import foolbox_data_dir, imagenet_samples
 
@@ -168,18 +169,11 @@ def test_interpolate_cli_writes_strip_and_gif(checkpoint, photos, tmp_path):
 
 # -------------------------------------------------------------------------------------------- manipulate
 def write_attr_records(path, images, attrs, labels=None):
-    """TFRecords in the original format (openai/glow data_loaders/get_data.py): shape, data, label and CelebA's attr int64[40]."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for i, image in enumerate(images):
-            feature = {
-                "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=image.shape)),
-                "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
-                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0 if labels is None else labels[i]])),
-            }
-            if attrs is not None:
-                feature["attr"] = tf.train.Feature(int64_list=tf.train.Int64List(value=attrs[i]))
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    """TFRecords in the original format (openai/glow data_loaders/get_data.py): shape, data, label and
+    CelebA's attr int64[40]."""
+    labels = [0] * len(images) if labels is None else labels
+    fx.write_records(str(path), [(image, label, *([attrs[i]] if attrs is not None else []))
+                                 for i, (image, label) in enumerate(zip(images, labels))])
 
 
 @pytest.fixture(scope="module")

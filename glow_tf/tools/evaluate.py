@@ -24,6 +24,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from data_loaders.damage import read_batch
 from glow_tf import ops
 from glow_tf.errors import ConfigError
 from glow_tf.files import write_json
@@ -60,8 +61,11 @@ def make_eval_fns(model):
 
 
 def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstruct: bool = True,
-             progress: bool = False) -> dict:
-    """Bits/dim over `n_batches` batches of `dataset`, `draws` dequantisation draws per image."""
+             progress: bool = False, files=()) -> dict:
+    """Bits/dim over `n_batches` batches of `dataset`, `draws` dequantisation draws per image.
+
+    `files`: the TFRecord files `dataset` reads, so that a damaged one is named (data_loaders.read_batch).
+    """
     if draws < 1:
         raise ValueError(f"draws={draws} must be at least 1")
     bits_fn, recon_fn = make_eval_fns(model)
@@ -70,7 +74,7 @@ def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstr
     batches = iter(dataset)
     bar = _progress(n_batches, progress)
     for _ in range(n_batches):
-        x, y = next(batches)
+        x, y = read_batch(batches, files, "for evaluation", skip_flag=None)
         per_draw = np.stack([bits_fn(x, y).numpy() for _ in range(draws)])  # [draws, B]
         draw_sums += per_draw.sum(axis=1)
         sq_sum += float(np.sum(per_draw.mean(axis=0) ** 2))
@@ -146,7 +150,7 @@ def main(argv=None) -> dict:
     splits = get_data(hps, rank=dist.rank, size=dist.size)
     tf.random.set_seed(args.seed * dist.size + dist.rank)
     result = evaluate(model, splits.test, splits.test_its, draws=args.draws, dist=dist,
-                      reconstruct=not args.no_reconstruction, progress=dist.rank == 0)
+                      reconstruct=not args.no_reconstruction, progress=dist.rank == 0, files=splits.test_files)
     result.update(checkpoint=prefix, problem=hps.problem, weights="polyak" if args.ema else "raw",
                   n_ranks=dist.size)
     if dist.rank == 0:

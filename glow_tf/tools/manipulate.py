@@ -34,18 +34,11 @@ from glow_tf.errors import ConfigError
 from glow_tf.hparams import model_signature
 from glow_tf.images import grid, save_png
 from glow_tf.tools import common
+from tfrecords_tools import format as tfr_format
+from tfrecords_tools.format import CELEBA_ATTRIBUTES
 
 PROG = "glow_tf.tools.manipulate"
 
-# The 40 attributes of CelebA's list_attr_celeba.txt, in the order of its columns and so of `attr`.
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby",
-    "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male",
-    "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose",
-    "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair",
-    "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
-)
 DEMO_SCALE = 1.6  # get_manipulators.py
 def select_attributes(requested: Optional[str], available: Sequence[str]) -> list:
     """Names from a comma-separated --attributes (all of `available` when None), checked against it."""
@@ -87,23 +80,18 @@ def find_records(data: str, split: str, resolution: int) -> list:
 
 def _check_first_record(path: str, image_shape) -> None:
     """Refuse, before encoding anything, records without `attr` or of another size."""
-    import tensorflow as tf
-
     try:
-        raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
-    except tf.errors.OpError as err:
-        raise ConfigError(f"{path}: not a readable TFRecord file ({err.message.splitlines()[0]})") from None
-    if raw is None:
-        raise ConfigError(f"{path}: the file holds no records")
-    try:
-        features = tf.train.Example.FromString(raw.numpy()).features.feature
-    except Exception as err:  # protobuf's DecodeError
-        raise ConfigError(f"{path}: records are not tf.train.Examples ({err})") from None
-    if "attr" not in features or len(features["attr"].int64_list.value) != len(CELEBA_ATTRIBUTES):
+        frame = next(tfr_format.walk_records(path), None)
+        if frame is None:
+            raise ConfigError(f"{path}: the file holds no records")
+        features = tfr_format.decode_example(tfr_format.read_record(path, frame[0]))
+    except (tfr_format.FormatError, OSError) as err:
+        raise ConfigError(f"{path}: not a readable TFRecord file of tf.train.Examples ({err})") from None
+    if tfr_format.check_example(features, need_attr=True):
         raise ConfigError(f"{path}: records have no `attr` int64[{len(CELEBA_ATTRIBUTES)}] (the downloadable "
                         f"celeba-tfr lacks it, openai/glow issue #112); convert CelebA with "
                         f"`python -m tfrecords_tools.celeba --attr list_attr_celeba.txt`")
-    shape = tuple(features["shape"].int64_list.value) if "shape" in features else ()
+    shape = tuple(features[tfr_format.SHAPE.name])
     if shape != tuple(image_shape):
         raise ConfigError(f"{path}: images of shape {shape}, but the model takes {tuple(image_shape)} "
                         f"(use the shards of the model's resolution)")
@@ -114,30 +102,33 @@ def attr_batches(files: Sequence[str], image_shape, batch: int,
     """(x uint8 [B, H, W, C], y int32 [B], attr int64 [B, 40]) from TFRecords in the original format."""
     import tensorflow as tf
 
+    from data_loaders.damage import read_batch
+    from data_loaders.tfrecords import feature_spec
+
     _check_first_record(files[0], image_shape)  # later files are checked record by record below
-    spec = {
-        "shape": tf.io.FixedLenFeature([3], tf.int64),
-        "data": tf.io.FixedLenFeature([], tf.string),
-        "label": tf.io.FixedLenFeature([1], tf.int64),
-        "attr": tf.io.FixedLenFeature([len(CELEBA_ATTRIBUTES)], tf.int64),
-    }
+    spec = feature_spec(with_attr=True)
+    data, label, attr = (tfr_format.DATA.name, tfr_format.LABEL.name, tfr_format.ATTR.name)
 
     def parse(serialized):
         f = tf.io.parse_single_example(serialized, spec)
         # A record of another size fails the reshape and is reported below, with the files read.
-        x = tf.reshape(tf.io.decode_raw(f["data"], tf.uint8), image_shape)
-        return x, tf.cast(f["label"][0], tf.int32), f["attr"]
+        x = tf.reshape(tf.io.decode_raw(f[data], tf.uint8), image_shape)
+        return x, tf.cast(f[label][0], tf.int32), f[attr]
 
     dataset = tf.data.TFRecordDataset(list(files))
     if max_images:
         dataset = dataset.take(max_images)
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(1)
-    try:
-        for x, y, attr in dataset:
-            yield x.numpy(), y.numpy(), attr.numpy()
-    except tf.errors.InvalidArgumentError as err:
-        raise ConfigError(f"bad record in {', '.join(files[:3])}{' ...' if len(files) > 3 else ''}: "
-                        f"{err.message.splitlines()[0]}") from None
+    batches = iter(dataset)
+    while True:
+        try:
+            x, y, attr = read_batch(batches, files, "for the directions", skip_flag=None)
+        except StopIteration:
+            return
+        except tf.errors.InvalidArgumentError as err:  # a record that reads but does not fit the model
+            raise ConfigError(f"bad record in {', '.join(files[:3])}{' ...' if len(files) > 3 else ''}: "
+                              f"{err.message.splitlines()[0]}") from None
+        yield x.numpy(), y.numpy(), attr.numpy()
 
 
 # ----------------------------------------------------------------------------------------- directions

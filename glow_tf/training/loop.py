@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from data_loaders.damage import read_batch
 from glow_tf.errors import CheckpointError, ConfigError, NonFiniteError
 from glow_tf.hparams import HParams
 from glow_tf.training import checkpoints, runfiles
@@ -207,6 +208,9 @@ class _Loop:
         last = current + 1 >= hps.epochs or self._steps_left() <= 0
         train_results = p.epoch_stats / max(p.epoch_step, 1)
         ips = steps * self.dist.size * self.splits.local_batch_train / max(dtrain, 1e-9)
+        skipped = self.splits.skipped_summary()
+        if skipped:  # with --skip_corrupt_records: what this rank's stream skipped so far
+            print(f"rank {self.dist.rank}: {skipped}", file=sys.stderr, flush=True)
         if complete:
             p.epoch, p.epoch_step, p.epoch_stats = current, 0, np.zeros(len(STATS))
             if self.chief:
@@ -306,13 +310,7 @@ class _Loop:
         return math.inf if self.hps.max_steps is None else self.hps.max_steps - self.p.step
 
     def _next_batch(self):
-        from data_loaders import DataError
-
-        try:
-            return next(self.trainer.train_iter)
-        except tf.errors.OpError as err:
-            message = (err.message or str(err)).strip().splitlines()[0]
-            raise DataError(f"reading the training data failed at step {self.p.step + 1}: {message}") from None
+        return read_batch(self.trainer.train_iter, self.splits.train_files, f"at step {self.p.step + 1}")
 
     def _outcome(self, stopped_by, prefix) -> Outcome:
         p = self.p

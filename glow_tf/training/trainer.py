@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders.common import rank_seed
+from data_loaders.damage import read_batch
 from data_loaders.position import position_key, resume_position, save_position
 from glow_tf import samples
 from glow_tf.errors import ConfigError, NonFiniteError
@@ -99,7 +100,8 @@ class Trainer:
         """DDI from the first ceil(n_batch_init / local_batch) training batches, cut to local_batch_init."""
         hps = self.hps
         n_batches = int(math.ceil(hps.n_batch_init / self.splits.local_batch_train))
-        xs, ys = zip(*[next(self.train_iter) for _ in range(n_batches)])
+        xs, ys = zip(*[read_batch(self.train_iter, self.splits.train_files, "for data-dependent init")
+                       for _ in range(n_batches)])
         self.state.data_batches.assign(n_batches)
         if self.is_chief:  # only rank 0's statistics survive the broadcast, so only it computes them
             n = hps.local_batch_init()
@@ -143,10 +145,13 @@ class Trainer:
         -(1 + index of the batch among all validation batches of the run)), negative so that they never
         meet a training step's; a resumed run therefore validates exactly as the uninterrupted one.
         """
-        n = self.splits.test_its
+        n, files = self.splits.test_its, self.splits.test_files
+        results = []
         with self.ema.swapped(self.trainable, self.hps.eval_ema):
-            results = [self.test_step(*next(test_iter), tf.constant([self.noise_seed, -(1 + epoch * n + i)],
-                                                                    tf.int64)).numpy() for i in range(n)]
+            for i in range(n):
+                x, y = read_batch(test_iter, files, "for validation", skip_flag=None)
+                seed = tf.constant([self.noise_seed, -(1 + epoch * n + i)], tf.int64)
+                results.append(self.test_step(x, y, seed).numpy())
         return np.mean(results, axis=0)
 
     def sample_grids(self):
