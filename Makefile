@@ -32,13 +32,15 @@ export PYTHONHASHSEED ?= 0
 
 install: $(STAMP) $(FASHION_MNIST) $(CHROMEDRIVER)
 
-$(STAMP): requirements.txt scripts/install_horovod.sh
+$(STAMP): requirements.txt pyproject.toml scripts/install_horovod.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TF_PKG)" -r requirements.txt
 	@# Only foolbox's bundled sample images are used (real CIFAR-10 / ImageNet pictures for tests).
 	$(PY) -m pip install -q --no-deps foolbox==3.3.4
 	scripts/install_horovod.sh $(PY)
+	@# glow_tf, data_loaders and tfrecords_tools importable from anywhere, editable from this checkout.
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
 # Real data that installs offline: the full Fashion-MNIST from Debian (the default training data).
@@ -52,20 +54,20 @@ $(CHROMEDRIVER):
 	$(SUDO) apt-get install -y -q chromium chromium-driver
 
 train: install
-	PYTHONPATH=$(CURDIR) $(PY) train.py --problem fashion_mnist --preset fashion_small --logdir logs/fashion_small
+	$(PY) train.py --problem fashion_mnist --preset fashion_small --logdir logs/fashion_small
 
 test: install
-	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 demo: install
 	@test -d logs/fashion_small || { echo "make demo: no model in logs/fashion_small; run make train first" >&2; exit 2; }
-	PYTHONPATH=$(CURDIR) $(PY) -m glow_tf.tools.demo logs/fashion_small $(DEMO_ARGS)
+	$(PY) -m glow_tf.tools.demo logs/fashion_small $(DEMO_ARGS)
 
 bench: install
-	PYTHONPATH=$(CURDIR) $(PY) bench/model_step.py
-	PYTHONPATH=$(CURDIR) $(PY) bench/train_step.py
-	PYTHONPATH=$(CURDIR) $(PY) bench/reader.py
-	PYTHONPATH=$(CURDIR) $(PY) bench/resume.py
+	$(PY) bench/model_step.py
+	$(PY) bench/train_step.py
+	$(PY) bench/reader.py
+	$(PY) bench/resume.py
 
 clean-venv:
 	rm -rf $(VENV)
