@@ -70,8 +70,7 @@ class HParams:
                                    "and exit")
     logdir: str = _flag("./logs", "where train.txt, test.txt, TensorBoard events, checkpoints and samples go")
     # Data.
-    problem: str = _flag("cifar10", "dataset: mnist, fashion_mnist, cifar10, imagenet-oord, imagenet, celeba, "
-                                    "lsun_realnvp, lsun, tfrecords (any tfrecords_tools folder), tfds:NAME")
+    problem: str = _flag("cifar10", f"dataset: {', '.join(problems.names())}")
     category: str = _flag("", "LSUN category (appended to data_dir)")
     data_dir: str = _flag("", "data location; empty: the problem's default")
     dal: int = _flag(1, "data augmentation level for mnist/cifar10: 0 none, 1 shifts, 2 extra")
@@ -242,15 +241,20 @@ def model_signature(hps: HParams) -> dict:
 # ---------------------------------------------------------------------------------------------------------
 # Command line: one flag per field, with the original's name, default and meaning.
 
-def add_flags(parser: argparse.ArgumentParser, fields: Optional[Sequence[str]] = None) -> None:
+def add_flags(parser: argparse.ArgumentParser, fields: Optional[Sequence[str]] = None,
+              overrides: bool = False) -> None:
     """Add `--preset` and a flag for every HParams field (or only `fields`) to `parser`.
 
     Booleans are `--flag` / `--no-flag` (the original's store_true, plus a way to undo a preset's True);
     `-1` means "the problem's default" (None) for the Optional fields, as it did in the original; the
     original README's `--n_level` is an alias of `--n_levels`.
+
+    With `overrides` (for a tool that changes a few fields of a checkpoint's hparams) there is no
+    `--preset` and a flag the user does not give is absent from the parsed arguments (`overrides_of`).
     """
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                        help="start from a preset configuration; explicit flags override it")
+    if not overrides:
+        parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                            help="start from a preset configuration; explicit flags override it")
     hints = typing.get_type_hints(HParams)
     defaults = HParams()
     for field in dataclasses.fields(HParams):
@@ -258,6 +262,8 @@ def add_flags(parser: argparse.ArgumentParser, fields: Optional[Sequence[str]] =
             continue
         names = [f"--{field.name}"] + (["--n_level"] if field.name == "n_levels" else [])
         kind, default, help_text = hints[field.name], getattr(defaults, field.name), field.metadata["help"]
+        if overrides:
+            default, help_text = argparse.SUPPRESS, help_text + " (default: the checkpoint's)"
         if kind is bool:
             parser.add_argument(*names, action=argparse.BooleanOptionalAction, default=default, help=help_text)
             continue
@@ -272,6 +278,12 @@ def _minus_one_is_none(base):
         return None if value == -1 else value
     convert.__name__ = base.__name__  # argparse names the type in its error messages
     return convert
+
+
+def overrides_of(args: argparse.Namespace) -> dict:
+    """The HParams fields a parser built with `add_flags(..., overrides=True)` was given."""
+    names = {f.name for f in dataclasses.fields(HParams)}
+    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def parse_flags(parser: argparse.ArgumentParser, argv=None) -> tuple:

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders.damage import read_batch
-from glow_tf import ops
+from glow_tf import hparams, ops
 from glow_tf.errors import ConfigError
 from glow_tf.files import write_json
 from glow_tf.tools import common
@@ -125,10 +125,8 @@ def _progress(total, enabled):
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, __doc__)
     common.add_checkpoint_args(p, seed_help="seed of the dequantisation noise (default 0)")
-    p.add_argument("--problem", help="dataset (default: the one the model was trained on)")
-    p.add_argument("--data_dir", help="data location (default: the training run's)")
-    p.add_argument("--category", help="LSUN category (default: the training run's)")
-    p.add_argument("--n_test", type=int, help="validation images (default: the problem's validation set)")
+    hparams.add_flags(p.add_argument_group("data flags (train.py's)"),
+                      fields=("problem", "data_dir", "category", "n_test"), overrides=True)
     p.add_argument("--draws", type=int, default=4, help="dequantisation draws per image (default: 4)")
     p.add_argument("--no_reconstruction", action="store_true", help="skip the decode(encode(x)) check")
     p.add_argument("--output", help="also write the results as JSON to this file")
@@ -143,9 +141,7 @@ def main(argv=None) -> dict:
         raise ConfigError(f"--draws {args.draws} must be at least 1")
     dist = init_distributed()
     configure_devices(dist)
-    overrides = {k: v for k, v in (("problem", args.problem), ("data_dir", args.data_dir),
-                                   ("category", args.category), ("n_test", args.n_test)) if v is not None}
-    hps = checkpoints.load_hparams(args.checkpoint, **overrides)
+    hps = checkpoints.load_hparams(args.checkpoint, **hparams.overrides_of(args))
     model, hps, prefix = checkpoints.load_model(args.checkpoint, hps=hps, ema=args.ema)
     splits = get_data(hps, rank=dist.rank, size=dist.size)
     tf.random.set_seed(args.seed * dist.size + dist.rank)
