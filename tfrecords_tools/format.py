@@ -30,6 +30,7 @@ import struct
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from tfrecords_tools.errors import DamagedFile, FormatError
+from tfrecords_tools.files import write_atomic
 
 SPLITS = ("train", "validation")
 
@@ -367,20 +368,6 @@ class Manifest:
 
 def manifest_name(split: str, log2res: int) -> str:
     return f"{split}-r{log2res:02d}.manifest.json"
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write `path` through a temporary file and a rename: a reader sees the old file or the new one."""
-    temp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
 
 
 def write_manifest(folder: str, manifest: Manifest) -> str:

@@ -16,7 +16,6 @@ How a conversion runs (`convert`):
 from __future__ import annotations
 
 import dataclasses
-import errno
 import glob
 import multiprocessing
 import os
@@ -29,6 +28,7 @@ import numpy as np
 
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import ConversionError
+from tfrecords_tools.files import free_space, is_disk_full, write_atomic
 from tfrecords_tools.imaging import Spec, process
 from tfrecords_tools.inputs import Item, read_image
 
@@ -78,26 +78,12 @@ def _results(tasks: List[Tuple[Item, Spec]], workers: int):
         yield from pool.imap(_work, tasks, chunksize=max(1, min(16, len(tasks) // (8 * workers))))
 
 
-def _human(n_bytes: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n_bytes < 1024 or unit == "GiB":
-            return f"{n_bytes} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
-    return ""
-
-
 def write_error(path: str, err: Exception) -> ConversionError:
     """One line for a failed write: for a full disk, the path and the space left on its file system."""
+    if is_disk_full(err):
+        return ConversionError(f"no space left on the device writing {path} ({free_space(path)} free there); free "
+                               f"some space or choose another --output (nothing that was there before was changed)")
     message = getattr(err, "message", None) or str(err)
-    full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in message
-    if full:
-        try:
-            stat = os.statvfs(os.path.dirname(path) or ".")
-            free = f"{_human(stat.f_bavail * stat.f_frsize)} free there"
-        except OSError:
-            free = "free space unknown"
-        return ConversionError(f"no space left on the device writing {path} ({free}); free some space or "
-                               f"choose another --output (nothing that was there before was changed)")
     return ConversionError(f"cannot write {path}: {message.splitlines()[0] if message else type(err).__name__}")
 
 
@@ -266,6 +252,6 @@ def read_classes(output: str) -> Optional[List[str]]:
 def write_classes(output: str, names: Sequence[str]) -> None:
     path = classes_file(output)
     try:
-        fmt.write_atomic(path, "".join(f"{label} {name}\n" for label, name in enumerate(names)).encode())
+        write_atomic(path, "".join(f"{label} {name}\n" for label, name in enumerate(names)).encode())
     except OSError as err:
         raise write_error(path, err) from None

@@ -31,6 +31,7 @@ from typing import Iterable, Optional, Sequence, Tuple
 import numpy as np
 
 from glow_tf.errors import ConfigError
+from glow_tf.files import atomic_path
 from glow_tf.hparams import model_signature
 from glow_tf.images import grid, save_png
 from glow_tf.tools import common
@@ -161,14 +162,11 @@ def save_directions(path: str, names: Sequence[str], delta: np.ndarray, n_pos, n
                     hps, extra: Optional[dict] = None) -> str:
     """An .npz of `names` [K], `directions` [K, D] float32 (scaled), counts, scale and model config
     (plus the arrays of `extra`, e.g. what a cache needs to know it is still valid)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez(tmp, names=np.asarray(names, dtype=str), directions=(scale * delta).astype(np.float32),
-             n_pos=np.asarray(n_pos), n_neg=np.asarray(n_neg), scale=np.float64(scale),
-             config=np.asarray(json.dumps(model_signature(hps), sort_keys=True)),
-             **{key: np.asarray(value) for key, value in (extra or {}).items()})
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, names=np.asarray(names, dtype=str), directions=(scale * delta).astype(np.float32),
+                 n_pos=np.asarray(n_pos), n_neg=np.asarray(n_neg), scale=np.float64(scale),
+                 config=np.asarray(json.dumps(model_signature(hps), sort_keys=True)),
+                 **{key: np.asarray(value) for key, value in (extra or {}).items()})
     return path
 
 

@@ -16,6 +16,8 @@ import tempfile
 import time
 from typing import List, Optional, Tuple
 
+from glow_tf.files import atomic_path
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -82,9 +84,8 @@ class Browser:
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
         width = self.driver.execute_script("return window.outerWidth")
         self.driver.set_window_size(width, height + 120)
-        tmp = f"{path}.tmp{os.getpid()}.png"
-        self.driver.save_screenshot(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            self.driver.save_screenshot(tmp)
         return path
 
 

@@ -70,14 +70,15 @@ class Source:
 
 def attr_records(hps) -> Optional[List[str]]:
     """The training TFRecords when the model's data is TFRecords with CelebA's `attr`, else None."""
-    from data_loaders import tfrecords
+    from data_loaders import DataError, problems, tfrecords
 
-    if hps.problem not in tfrecords.TFRECORD_PROBLEMS:
+    problem = problems.find(hps.problem)
+    if problem is None or problem.source != problems.TFRECORDS:
         return None
     try:
-        files = manipulate.find_records(tfrecords.data_dir_for(hps), "train", hps.image_shape[0])
+        files = manipulate.find_records(tfrecords.data_dir_for(hps, problem), "train", hps.image_shape[0])
         manipulate._check_first_record(files[0], hps.image_shape)
-    except (ConfigError, ValueError, OSError):
+    except (ConfigError, DataError, ValueError, OSError):
         return None
     return files
 
