@@ -178,3 +178,21 @@ def write_records(path: str, examples) -> None:
                 image, label, *attr = ex
                 ex = fmt.encode_example(image.shape, image.tobytes(), label, attr[0] if attr else None)
             f.write(fmt.frame(ex))
+
+
+def cifar_tfrecords(root: str, validation_shards: int = 2) -> Tuple[str, Dict[str, Dict[bytes, int]]]:
+    """foolbox's 20 CIFAR-10 images converted with tfrecords_tools.images into <root>/tfr: 17 train in 3
+    shards, 3 validation in `validation_shards`. Returns (data_dir, {image bytes: label} per split)."""
+    from tfrecords_tools import images as images_tool
+
+    truth = {}
+    for split, chosen in (("train", samples("cifar10")[:17]), ("validation", samples("cifar10")[17:])):
+        folder = os.path.join(root, f"in_{split}")
+        os.makedirs(folder)
+        for path, _ in chosen:
+            shutil.copy(path, folder)
+        shards = "3" if split == "train" else str(validation_shards)
+        images_tool.main(["--input", folder, "--output", os.path.join(root, "tfr"), "--resolution", "32",
+                          "--split", split, "--shards", shards, "--workers", "0", "--quiet"])
+        truth[split] = {pixels(p).tobytes(): 0 for p, _ in chosen}
+    return os.path.join(root, "tfr"), truth

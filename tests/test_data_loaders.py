@@ -20,7 +20,6 @@ from data_loaders import DataError, DataSplits, get_data, in_memory, locate_dama
 from glow_tf.hparams import HParams
 from tests import data_fixtures as fx
 from tfrecords_tools import format as fmt
-from tfrecords_tools import images as images_tool
 from tfrecords_tools import verify
 
 
@@ -48,18 +47,7 @@ write_records = fx.write_records
 def cifar_tfr(tmp_path_factory):
     """foolbox's 20 CIFAR-10 images converted with tfrecords_tools.images: 17 train in 3 shards, 3 validation
     in 2. Returns (data_dir, {image bytes: label} per split)."""
-    root = tmp_path_factory.mktemp("cifar_tfr")
-    truth = {}
-    for split, chosen in (("train", fx.samples("cifar10")[:17]), ("validation", fx.samples("cifar10")[17:])):
-        folder = root / f"in_{split}"
-        folder.mkdir()
-        for path, _ in chosen:
-            shutil.copy(path, folder)
-        images_tool.main(["--input", str(folder), "--output", str(root / "tfr"), "--resolution", "32",
-                          "--split", split, "--shards", "3" if split == "train" else "2", "--workers", "0",
-                          "--quiet"])
-        truth[split] = {fx.pixels(p).tobytes(): 0 for p, _ in chosen}
-    return str(root / "tfr"), truth
+    return fx.cifar_tfrecords(str(tmp_path_factory.mktemp("cifar_tfr")))
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -296,16 +296,8 @@ def damaged_tfrecords(tmp_path):
     record 1 of the last training shard flipped and no manifest (as the original's published sets)."""
     from tests import data_fixtures as fx
     from tfrecords_tools import format as fmt
-    from tfrecords_tools import images as images_tool
 
-    for split, chosen in (("train", fx.samples("cifar10")[:17]), ("validation", fx.samples("cifar10")[17:])):
-        folder = tmp_path / f"in_{split}"
-        folder.mkdir()
-        for path, _ in chosen:
-            shutil.copy(path, folder)
-        images_tool.main(["--input", str(folder), "--output", str(tmp_path / "tfr"), "--resolution", "32",
-                          "--split", split, "--shards", "3" if split == "train" else "1", "--workers", "0",
-                          "--quiet"])
+    fx.cifar_tfrecords(str(tmp_path), validation_shards=1)
     shards = sorted((tmp_path / "tfr" / "train").glob("*.tfrecords"))
     os.remove(tmp_path / "tfr" / "train" / "train-r05.manifest.json")
     offset, length = list(fmt.walk_records(str(shards[-1])))[1]
