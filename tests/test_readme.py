@@ -48,6 +48,7 @@ def test_the_readme_has_commands_to_check():
     assert "train.py" in targets and "-m glow_tf.tools.evaluate" in targets and "-m tfrecords_tools.verify" in targets
 
 
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules after import of package:RuntimeWarning")  # runpy
 @pytest.mark.parametrize("target, args, line", COMMANDS, ids=[c[2][:70] for c in COMMANDS])
 def test_a_readme_command_parses_as_written(target, args, line, monkeypatch):
     # Optional parts written as [--flag value] become plain arguments; alternatives {a,b} and a|b take
