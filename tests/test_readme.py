@@ -30,7 +30,7 @@ def readme_commands():
     commands = []
     for line in lines:
         line = line.split("  #")[0].strip()
-        match = re.match(r"^(?:horovodrun -np \S+ )?python (train\.py|-m [\w.]+)(.*)$", line)
+        match = re.match(r"^(?:horovodrun -np \S+ )?python (train\.py|-m [\w.]*\w)(\s.*|)$", line)
         if match and match.group(2).strip() and (match.group(1), match.group(2).strip(), line) not in commands:
             commands.append((match.group(1), match.group(2).strip(), line))
     return commands
