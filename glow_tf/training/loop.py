@@ -248,8 +248,9 @@ class _Loop:
                 t = time.time()
                 x, y = self._next_batch()
                 interval = hps.save_interval_minutes * 60
-                flags = np.array([signals.requested, interval > 0 and time.time() - self.last_save >= interval],
-                                 np.float32)
+                wants = {"stop": signals.requested,
+                         "save": interval > 0 and time.time() - self.last_save >= interval}
+                flags = np.array([wants[name] for name in FLAGS], np.float32)
                 seed = tf.constant([trainer.noise_seed, p.step], tf.int64)
                 out = trainer.train_step(x, y, tf.constant(self.lr, tf.float32), seed, tf.constant(flags)).numpy()
                 stats, requests = out[:len(STATS)], dict(zip(FLAGS, out[len(STATS):] > 0))
