@@ -230,18 +230,19 @@ def mismatch(prefix: str, objects: Dict[str, object], lenient: tuple = ("state/"
     return "; ".join(problems) or None
 
 
-def restore(prefix: str, objects: Dict[str, object], what: str, root: Optional[tf.train.Checkpoint] = None) -> None:
+def restore(prefix: str, objects: Dict[str, object], what: str, root: Optional[tf.train.Checkpoint] = None,
+            hint: str = "") -> None:
     """Read `objects` from the checkpoint at `prefix`, after checking that its variables fit them.
 
     `root`, a tf.train.Checkpoint over exactly `objects`, is read instead of a new one, so that its
-    save counter is restored too.
+    save counter is restored too. `hint` ends the message when the variables do not fit.
     """
     try:
         problem = mismatch(prefix, objects)
     except (tf.errors.OpError, OSError) as err:
         raise CheckpointError(f"{what}: the checkpoint {prefix} cannot be read ({_first_line(err)})") from None
     if problem:
-        raise CheckpointError(f"{what}: the checkpoint {prefix} does not fit this model: {problem}")
+        raise CheckpointError(f"{what}: the checkpoint {prefix} does not fit this model: {problem}{hint}")
     try:
         (root or tf.train.Checkpoint(**objects)).read(prefix).expect_partial()
     except (tf.errors.OpError, ValueError) as err:
@@ -334,7 +335,8 @@ def load_model(path: str, hps: Optional[HParams] = None, ema: bool = False):
                                   f"convert_tf1's without --ema, have none); leave out --ema")
         objects["ema"] = PolyakAverage(model.trainable_variables, decay=0.0)
     hps_path = os.path.join(os.path.dirname(prefix), HPS_FILE)
-    restore(prefix, objects, f"the model of {hps_path}")
+    restore(prefix, objects, f"the model of {hps_path}",
+            hint="; that hparams.json may have been edited or copied from another run")
     if ema:
         objects["ema"].swap(model.trainable_variables)
     if not model.initialized:
