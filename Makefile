@@ -5,6 +5,7 @@
 #   make test                  install if needed, then run the whole test suite
 #   make install               only the install
 #   make bench                 run the benchmarks in bench/
+#   make demo                  serve the interactive demo of make train's model on http://127.0.0.1:5050/
 #   make TF_VARIANT=cpu|cuda   force the TensorFlow build (default: cuda when nvidia-smi sees a GPU)
 
 PYTHON ?= python3
@@ -18,24 +19,28 @@ else
 TF_PKG := tensorflow-cpu==$(TF_VERSION)
 endif
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.glow-tf-installed-$(TF_VARIANT)
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install train test bench gpu-check clean-venv
+.PHONY: install train test bench demo gpu-check clean-venv
 
-install: $(STAMP) $(FASHION_MNIST)
+install: $(STAMP) $(FASHION_MNIST) $(CHROMEDRIVER)
 
-$(STAMP): requirements.txt scripts/install_horovod.sh
+$(STAMP): requirements.txt pyproject.toml scripts/install_horovod.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TF_PKG)" -r requirements.txt
 	@# Only foolbox's bundled sample images are used (real CIFAR-10 / ImageNet pictures for tests).
 	$(PY) -m pip install -q --no-deps foolbox==3.3.4
 	scripts/install_horovod.sh $(PY)
+	@# glow_tf, data_loaders and tfrecords_tools importable from anywhere, editable from this checkout.
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
 # Real data that installs offline: the full Fashion-MNIST from Debian (the default training data).
@@ -43,17 +48,26 @@ $(FASHION_MNIST):
 	$(SUDO) apt-get update -q
 	$(SUDO) apt-get install -y -q dataset-fashion-mnist
 
+# Headless Chromium and its WebDriver, for the demo's browser tests.
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update -q
+	$(SUDO) apt-get install -y -q chromium chromium-driver
+
 train: install
-	PYTHONPATH=$(CURDIR) $(PY) train.py --problem fashion_mnist --preset fashion_small --logdir logs/fashion_small
+	$(PY) train.py --problem fashion_mnist --preset fashion_small --logdir logs/fashion_small
 
 test: install
-	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+demo: install
+	@test -d logs/fashion_small || { echo "make demo: no model in logs/fashion_small; run make train first" >&2; exit 2; }
+	$(PY) -m glow_tf.tools.demo logs/fashion_small $(DEMO_ARGS)
 
 bench: install
-	PYTHONPATH=$(CURDIR) $(PY) bench/model_step.py
-	PYTHONPATH=$(CURDIR) $(PY) bench/train_step.py
-	PYTHONPATH=$(CURDIR) $(PY) bench/reader.py
-	PYTHONPATH=$(CURDIR) $(PY) bench/resume.py
+	$(PY) bench/model_step.py
+	$(PY) bench/train_step.py
+	$(PY) bench/reader.py
+	$(PY) bench/resume.py
 
 gpu-check:
 	bench/gpu_check.sh

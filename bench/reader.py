@@ -30,8 +30,10 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data_loaders import get_data  # noqa: E402
-from glow_tf.hparams import LOCAL_BATCH_TEST, HParams  # noqa: E402
-from tfrecords_tools import shards  # noqa: E402
+from data_loaders.common import LOCAL_BATCH_TEST  # noqa: E402
+from glow_tf.hparams import HParams  # noqa: E402
+from tfrecords_tools import format as fmt  # noqa: E402
+from tfrecords_tools.imaging import Spec, process  # noqa: E402
 
 SIZES = (32, 64, 256)
 RECORDS = {32: 2048, 64: 1024, 256: 256}
@@ -48,21 +50,22 @@ def photos(size: int) -> list:
         if name.startswith("imagenet_"):
             with Image.open(os.path.join(folder, name)) as img:
                 image = np.asarray(img.convert("RGB"))
-            out.append(shards.process(image, shards.Spec("square", size)).pop(0))
+            out.append(process(image, Spec("square", size)).pop(0))
     return out
 
 
 def write_set(root: str, size: int) -> None:
     """RECORDS[size] records of real photos in N_SHARDS train shards and one validation shard."""
     images = photos(size)
-    log2res = shards.log2_floor(size)
+    log2res = fmt.log2_floor(size)
     for split, n_records, n_shards in (("train", RECORDS[size], N_SHARDS), ("validation", 64, 1)):
         folder = os.path.join(root, split)
         os.makedirs(folder, exist_ok=True)
         for s in range(n_shards):
-            with tf.io.TFRecordWriter(os.path.join(folder, shards.shard_name(split, log2res, s, n_shards))) as w:
+            with tf.io.TFRecordWriter(os.path.join(folder, fmt.shard_name(split, log2res, s, n_shards))) as w:
                 for i in range(s, n_records, n_shards):
-                    w.write(shards.example_bytes(images[i % len(images)], 0, None))
+                    image = images[i % len(images)]
+                    w.write(fmt.encode_example(image.shape, image.tobytes(), 0))
 
 
 def images_per_second(dataset: tf.data.Dataset, seconds: float) -> float:

@@ -25,12 +25,13 @@ sys.path.insert(0, HERE)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import reader  # noqa: E402  (bench/reader.py: the TFRecord sets)
 import tensorflow as tf  # noqa: E402
 
-import reader  # noqa: E402  (bench/reader.py: the TFRecord sets)
 from data_loaders import get_data  # noqa: E402
 from data_loaders.position import resume_position, save_position  # noqa: E402
-from glow_tf.hparams import LOCAL_BATCH_TEST, HParams  # noqa: E402
+from data_loaders.common import LOCAL_BATCH_TEST
+from glow_tf.hparams import HParams  # noqa: E402
 
 POSITIONS = (200, 2000)
 

@@ -4,7 +4,7 @@
     python bench/train_step.py                 # every configuration below, a few minutes on 2 CPU cores
     python bench/train_step.py --only reference --steps 20
 
-Times `train.make_steps`' step, the one train.py runs: forward, backward, the original's Adamax update
+Times `glow_tf.training.steps.make_steps`' step, the one train.py runs: forward, backward, the original's Adamax update
 (gradients averaged over ranks) and the Polyak average. Configurations, each with gradient checkpointing
 off and on, in one process and under `horovodrun -np 2`:
 

@@ -207,8 +207,8 @@ def main() -> int:
                         help="glow-tf contenders: --nn_dtype, with ':parallel' for single-threaded ops and "
                              "the batch in concurrent halves (TF_NUM_INTRAOP_THREADS=1); default: all four")
     parser.add_argument("--baseline", metavar="DIR",
-                        help="also time the step of another glow-tf checkout (e.g. `git worktree add DIR main`), "
-                             "TF's default threads, each --tf dtype")
+                        help="also time the step of another glow-tf checkout (one with glow_tf.training, e.g. "
+                             "`git worktree add DIR main`), TF's default threads, each --tf dtype")
     parser.add_argument("--port_autocast", action="store_true",
                         help="add the port under torch.autocast(bfloat16) as a contender")
     parser.add_argument("--lu", action="store_true", help="the LU-decomposed 1x1 convolution on both sides")

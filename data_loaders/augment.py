@@ -1,11 +1,12 @@
-"""The original's Keras `ImageDataGenerator` augmentation for MNIST/CIFAR-10, rebuilt from tf ops (spec §4.5).
+"""The original's Keras `ImageDataGenerator` augmentation for MNIST/CIFAR-10, rebuilt from tf ops (openai/glow
+data_loaders/get_mnist_cifar.py, get_data).
 
 dal=1 (the default, used by every CIFAR result of the paper): random shifts of up to ±10% of the height and
 width, `nearest` fill, bilinear resampling. dal=2 (CIFAR only) adds what get_mnist_cifar.py enabled there:
 horizontal flips, rotations of up to 15 degrees, zoom in [0.9, 1.1] per axis and shear of up to 0.02 degrees
 (Keras 2.2's keras_preprocessing reads shear_range in degrees).
 
-ImageDataGenerator is gone from Keras 3 (spec §8), so the affine maps are composed here and applied with
+ImageDataGenerator is gone from Keras 3, so the affine maps are composed here and applied with
 `ImageProjectiveTransformV3`, which resamples like scipy's affine_transform with mode='nearest' and order=1.
 Random numbers are stateless and drawn per batch from a seed tensor, so a seed reproduces the stream.
 Two details differ from Keras and do not matter for training: the rotation/zoom centre is the exact image

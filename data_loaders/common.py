@@ -1,20 +1,28 @@
-"""What every data source returns, and the batch arithmetic shared by all of them (spec §3.1).
+"""What every data source returns, and the batch arithmetic shared by all of them.
 
-`DataSplits` replaces the original's `(train_iterator, test_iterator, data_init)` triple plus the values
-train.py derived next to it (`local_batch_test`, `full_test_its`). The initialisation batch is not here: the
-original took it from the training iterator, and train.py does the same with `splits.train`.
+`DataSplits` replaces openai/glow's `(train_iterator, test_iterator, data_init)` triple plus the values
+its train.py derived next to it (`local_batch_test`, `full_test_its`). The initialisation batch is not
+here: the original took it from the training iterator, and the training loop does the same with
+`splits.train`.
+
+Every function takes the hyperparameters duck-typed (glow_tf.hparams.HParams in practice) and reads only
+these attributes: `image_shape`, `n_batch_train`, `anchor_size`, `local_batch_train()` and `seed`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
-
-import tensorflow as tf
-
-from glow_tf.hparams import LOCAL_BATCH_TEST, HParams
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from data_loaders.errors import DataError
+
+if TYPE_CHECKING:  # TensorFlow is not needed to import this module
+    import tensorflow as tf
+
+    from data_loaders.tfrecords import SkipCount
+
+# openai/glow train.py's test-batch lookup, keyed by the per-GPU training batch.
+LOCAL_BATCH_TEST = {64: 50, 32: 25, 16: 10, 8: 5, 4: 2, 2: 2, 1: 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,19 +33,27 @@ class DataSplits:
     test: repeating, unshuffled batches of local_batch_test; the first `test_its` batches are one full
         validation pass of this rank (the original's `full_test_its`), and every pass sees the same images.
     n_test: validation images over all ranks, counting LSUN's unsharded copies (the original's hps.n_test).
-    n_train_examples: images in the whole training split, when the source knows it without a scan.
+    train_files, test_files: the TFRecord files each stream reads (empty for in-memory and TFDS data),
+        for `data_loaders.locate_damage`.
+    skipped: with skip_corrupt_records, what the training stream skipped so far (see skipped_summary).
     """
 
-    train: tf.data.Dataset
-    test: tf.data.Dataset
+    train: "tf.data.Dataset"
+    test: "tf.data.Dataset"
     local_batch_train: int
     local_batch_test: int
     test_its: int
     n_test: int
-    n_train_examples: Optional[int] = None
+    train_files: Tuple[str, ...] = ()
+    test_files: Tuple[str, ...] = ()
+    skipped: Optional["SkipCount"] = None
+
+    def skipped_summary(self) -> Optional[str]:
+        """One line on the damaged records this rank's training stream skipped, or None if none."""
+        return self.skipped.summary() if self.skipped is not None else None
 
 
-def local_batch_train(hps: HParams) -> int:
+def local_batch_train(hps) -> int:
     """hps.local_batch_train(), with a clear error where the original silently built an empty batch."""
     batch = hps.local_batch_train()
     if batch < 1:
@@ -49,17 +65,18 @@ def local_batch_train(hps: HParams) -> int:
     return batch
 
 
-def _min_batch_for(local: int, hps: HParams) -> int:
-    """Smallest n_batch_train whose area-scaled per-GPU batch is `local` (spec §3.1)."""
+def _min_batch_for(local: int, hps) -> int:
+    """Smallest n_batch_train whose area-scaled per-GPU batch is `local` (openai/glow train.py scales the
+    batch by (anchor_size / image_size)^2)."""
     size = hps.image_shape[0]
     return -(-local * size ** 2 // hps.anchor_size ** 2)
 
 
-def local_batch_test(hps: HParams, n_test: Optional[int] = None, size: int = 1) -> int:
-    """The original's test batch table, keyed by the per-GPU training batch (spec §3.1).
+def local_batch_test(hps, n_test: Optional[int] = None, size: int = 1) -> int:
+    """openai/glow train.py's test batch table, keyed by the per-GPU training batch.
 
     The original raised KeyError for per-GPU batches outside the table: `KeyError: 0` for an empty batch
-    (issue #48; local_batch_train refuses that clearly) and `KeyError: 7` for LSUN at 96x96, whose
+    (openai/glow#48; local_batch_train refuses that clearly) and `KeyError: 7` for LSUN at 96x96, whose
     README command therefore never ran. Outside the table we take the largest batch, up to the training
     batch, that splits n_test evenly over the ranks (6 for LSUN-96's 300 images per rank).
     """
@@ -73,7 +90,8 @@ def local_batch_test(hps: HParams, n_test: Optional[int] = None, size: int = 1) 
 
 
 def full_test_its(n_test: int, batch_test: int, size: int) -> int:
-    """Batches per rank in one validation pass: n_test / (local_batch_test * size), exactly (spec §3.1).
+    """Batches per rank in one validation pass: n_test / (local_batch_test * size), exactly (openai/glow
+    train.py, full_test_its).
 
     The original asserted divisibility. Rounding either way would silently count some images twice or
     skip some, so a non-divisible n_test is refused with the nearest sizes that work.
@@ -92,8 +110,8 @@ def full_test_its(n_test: int, batch_test: int, size: int) -> int:
     return n_test // per_step
 
 
-def rank_seed(hps: HParams, rank: int, size: int) -> int:
-    """The original's per-rank seed, rank + size * seed (spec §3.7)."""
+def rank_seed(hps, rank: int, size: int) -> int:
+    """openai/glow train.py's per-rank seed, rank + size * seed."""
     return rank + size * hps.seed
 
 

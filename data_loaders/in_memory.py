@@ -1,4 +1,4 @@
-"""MNIST, Fashion-MNIST and CIFAR-10 held in memory (port of get_mnist_cifar.py, spec §4.5).
+"""MNIST, Fashion-MNIST and CIFAR-10 held in memory (port of openai/glow data_loaders/get_mnist_cifar.py).
 
 As in the original: MNIST-like images are zero-padded from 28x28 to 32x32 and tiled to 3 channels, each
 rank takes a contiguous slice of the data before any shuffling, training batches get the `--dal`
@@ -8,10 +8,14 @@ floats are floored and clipped to uint8. Validation batches are neither augmente
 Where the original called `keras.datasets.*.load_data()` (a download), this reads local files first:
 Keras' own `.npz` files, the CIFAR-10 python pickles (`cifar-10-batches-py`) and the idx `.gz` files of
 (Fashion-)MNIST. Fashion-MNIST defaults to Debian's `dataset-fashion-mnist` folder, the project's default
-training data. Keras downloads only with `allow_download=True`.
+training data. Keras downloads only with `allow_download=True`. Each problem's stored size, file layout
+and folders are its entry in data_loaders.problems.
 
 Extensions: `fashion_mnist`; `image_size=28` keeps MNIST-like data unpadded; `n_channels=1` keeps them
 grayscale; the per-rank slices need not divide evenly (they differ by at most one image).
+
+`get_data` reads these attributes of hps: problem, data_dir, dal, image_shape, n_channels, n_test,
+n_batch_train, anchor_size, local_batch_train() and seed.
 """
 
 from __future__ import annotations
@@ -25,15 +29,9 @@ from typing import Callable, List, Tuple
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.hparams import HParams
-
-from data_loaders import augment, common
+from data_loaders import augment, common, problems
 from data_loaders.errors import DataError
 
-PROBLEMS = ("mnist", "fashion_mnist", "cifar10")
-DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-N_CLASSES = 10
-NATIVE_SIZE = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32}
 # The original padded MNIST to the CIFAR size; augmentation ran there, before any downsampling.
 PADDED_SIZE = 32
 
@@ -132,16 +130,12 @@ def _keras_datasets_dir() -> str:
     return os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "datasets")
 
 
-def _candidates(problem: str, data_dir: str) -> List[Tuple[str, Callable[[str], Arrays]]]:
+def _candidates(problem: problems.Problem, data_dir: str) -> List[Tuple[str, Callable[[str], Arrays]]]:
     """Places to look, in order: --data_dir (a file or a folder), then the default locations."""
-    npz_name = {"mnist": "mnist.npz", "fashion_mnist": "fashion_mnist.npz", "cifar10": "cifar10.npz"}[problem]
+    npz_name = f"{problem.name}.npz"  # what keras.datasets.<name> keeps
     keras = _keras_datasets_dir()
-    if problem == "cifar10":
-        folder_reader, defaults = read_cifar10_dir, [os.path.join(keras, "cifar-10-batches-py")]
-    elif problem == "fashion_mnist":
-        folder_reader, defaults = read_idx_dir, [DEBIAN_FASHION_MNIST, os.path.join(keras, "fashion-mnist")]
-    else:
-        folder_reader, defaults = read_idx_dir, [os.path.join(keras, "mnist")]
+    folder_reader = read_cifar10_dir if problem.layout == "cifar10" else read_idx_dir
+    defaults = ([problem.data_dir] if problem.data_dir else []) + [os.path.join(keras, problem.keras_cache)]
     if data_dir:
         if data_dir.endswith(".npz"):
             return [(data_dir, read_npz)]
@@ -157,7 +151,7 @@ def _present(path: str, reader) -> bool:
     return any(os.path.isfile(os.path.join(path, "t10k-labels-idx1-ubyte" + ext)) for ext in (".gz", ""))
 
 
-def load_arrays(problem: str, data_dir: str = "", allow_download: bool = False) -> Arrays:
+def load_arrays(problem: problems.Problem, data_dir: str = "", allow_download: bool = False) -> Arrays:
     """Read the problem's train and test arrays from local files, or from Keras if downloads are allowed."""
     candidates = _candidates(problem, data_dir)
     for path, reader in candidates:
@@ -166,28 +160,31 @@ def load_arrays(problem: str, data_dir: str = "", allow_download: bool = False) 
     if data_dir and os.path.isfile(data_dir):
         raise DataError(f"--data_dir {data_dir} is a file; give a folder or a Keras .npz file")
     if allow_download:
-        module = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10"}[problem]
-        return _validated(problem, f"keras.datasets.{module}",
-                          getattr(tf.keras.datasets, module).load_data())
+        return _validated(problem, f"keras.datasets.{problem.name}",
+                          getattr(tf.keras.datasets, problem.name).load_data())
     looked = ", ".join(path for path, _ in candidates)
-    raise DataError(f"no {problem} data found (looked in {looked}); pass --data_dir with Keras' .npz, the "
+    raise DataError(f"no {problem.name} data found (looked in {looked}); pass --data_dir with Keras' .npz, the "
                     f"CIFAR-10 python pickles or the idx .gz files, or allow downloading through Keras")
 
 
-def _validated(problem: str, source: str, arrays: Arrays) -> Arrays:
-    native = NATIVE_SIZE[problem]
-    shape = (native, native) if problem != "cifar10" else (native, native, 3)
+def _rgb(problem: problems.Problem) -> bool:
+    return problem.layout == "cifar10"
+
+
+def _validated(problem: problems.Problem, source: str, arrays: Arrays) -> Arrays:
+    native, n_classes = problem.native_size, problem.n_classes
+    shape = (native, native, 3) if _rgb(problem) else (native, native)
     out = []
     for split, (x, y) in zip(("train", "test"), arrays):
         x, y = np.asarray(x), np.asarray(y).reshape(-1)
         if x.dtype != np.uint8 or x.shape[1:] != shape:
             raise DataError(f"{source}: {split} images are {x.dtype} {x.shape[1:]}, expected uint8 {shape} "
-                            f"for {problem}")
+                            f"for {problem.name}")
         if len(x) != len(y):
             raise DataError(f"{source}: {len(x)} {split} images but {len(y)} labels")
-        if len(y) and (y.min() < 0 or y.max() >= N_CLASSES):
-            raise DataError(f"{source}: {split} label {int(y.max() if y.max() >= N_CLASSES else y.min())} out "
-                            f"of range, expected 0..{N_CLASSES - 1}")
+        if len(y) and (y.min() < 0 or y.max() >= n_classes):
+            raise DataError(f"{source}: {split} label {int(y.max() if y.max() >= n_classes else y.min())} out "
+                            f"of range, expected 0..{n_classes - 1}")
         out.append((x, y.astype(np.int32)))
     return tuple(out)
 
@@ -195,25 +192,27 @@ def _validated(problem: str, source: str, arrays: Arrays) -> Arrays:
 # ---------------------------------------------------------------------------------------------------------
 # Shapes and the tf.data pipeline.
 
-def stored_size(problem: str, image_size: int) -> int:
+def stored_size(problem: problems.Problem, image_size: int) -> int:
     """Size the images are kept at before downsampling: 32 (MNIST padded as the original) or 28 unpadded."""
-    if problem != "cifar10" and PADDED_SIZE % image_size and NATIVE_SIZE[problem] % image_size == 0:
-        return NATIVE_SIZE[problem]
+    native = problem.native_size
+    if native != PADDED_SIZE and PADDED_SIZE % image_size and native % image_size == 0:
+        return native
     if PADDED_SIZE % image_size:
+        unpadded = native != PADDED_SIZE
         sizes = sorted({PADDED_SIZE // 2 ** k for k in range(6)} |
-                       ({28, 14, 7} if problem != "cifar10" else set()))
-        raise DataError(f"image_size={image_size} for {problem}: images are box-downsampled by an integer "
+                       ({native >> k for k in range(3)} if unpadded else set()))
+        raise DataError(f"image_size={image_size} for {problem.name}: images are box-downsampled by an integer "
                         f"factor from {PADDED_SIZE}x{PADDED_SIZE}"
-                        f"{' (or 28x28 unpadded)' if problem != 'cifar10' else ''}; use one of {sizes}")
+                        f"{f' (or {native}x{native} unpadded)' if unpadded else ''}; use one of {sizes}")
     return PADDED_SIZE
 
 
-def prepare_images(problem: str, x: np.ndarray, size: int) -> np.ndarray:
+def prepare_images(problem: problems.Problem, x: np.ndarray, size: int) -> np.ndarray:
     """Zero-pad MNIST-like images to `size` (the original: 32) and give them a channel axis.
 
     The tiling to n_channels happens per batch in the pipeline, so memory holds one channel.
     """
-    if problem == "cifar10":
+    if _rgb(problem):
         return x
     pad = (size - x.shape[1]) // 2
     # The original used np.pad mode 'minimum', which is 0 for these images; zeros say what is meant.
@@ -263,21 +262,21 @@ def _batches(x: np.ndarray, y: np.ndarray, batch: int, *, train: bool, seed: int
             .prefetch(tf.data.AUTOTUNE))
 
 
-def get_data(hps: HParams, rank: int, size: int, allow_download: bool = False) -> common.DataSplits:
-    """Port of get_mnist_cifar.get_data (spec §4.5), returning per-rank tf.data pipelines."""
-    problem = hps.problem
+def get_data(hps, rank: int, size: int, allow_download: bool = False) -> common.DataSplits:
+    """Port of get_mnist_cifar.py's get_data, returning per-rank tf.data pipelines."""
+    problem = problems.find(hps.problem)
     if hps.dal not in (0, 1, 2):
         raise DataError(f"dal={hps.dal}: expected 0 (no augmentation), 1 (shifts) or 2 (shifts and more)")
     image_size = hps.image_shape[0]
     base = stored_size(problem, image_size)
     batch_train = common.local_batch_train(hps)
-    if problem == "cifar10" and hps.n_channels != 3:
-        raise DataError(f"n_channels={hps.n_channels} for cifar10: CIFAR-10 images are RGB, use 3")
+    if _rgb(problem) and hps.n_channels != 3:
+        raise DataError(f"n_channels={hps.n_channels} for {problem.name}: its images are RGB, use 3")
     (x_train, y_train), (x_test, y_test) = load_arrays(problem, hps.data_dir, allow_download)
     n_test = hps.n_test if hps.n_test is not None else len(x_test)
     batch_test = common.local_batch_test(hps, n_test, size)
     if n_test > len(x_test):
-        raise DataError(f"n_test={n_test} exceeds the {len(x_test)} {problem} test images")
+        raise DataError(f"n_test={n_test} exceeds the {len(x_test)} {problem.name} test images")
     test_its = common.full_test_its(n_test, batch_test, size)
     train_part = rank_slice(len(x_train), rank, size)
     if train_part.stop - train_part.start < batch_train:
@@ -288,12 +287,11 @@ def get_data(hps: HParams, rank: int, size: int, allow_download: bool = False) -
     test_part = slice(rank * per_rank, (rank + 1) * per_rank)
     seed = common.rank_seed(hps, rank, size)
     # dal=2's extras were CIFAR-only in the original; MNIST-like data keeps the shifts.
-    kwargs = dict(factor=base // image_size, dal=hps.dal, extra=hps.dal == 2 and problem == "cifar10",
+    kwargs = dict(factor=base // image_size, dal=hps.dal, extra=hps.dal == 2 and _rgb(problem),
                   n_channels=hps.n_channels)
     train = _batches(prepare_images(problem, x_train[train_part], base), y_train[train_part],
                      batch_train, train=True, seed=seed, **kwargs)
     test = _batches(prepare_images(problem, x_test[test_part], base), y_test[test_part],
                     batch_test, train=False, seed=seed, **kwargs)
     return common.DataSplits(train=train, test=test, local_batch_train=batch_train,
-                             local_batch_test=batch_test, test_its=test_its, n_test=n_test,
-                             n_train_examples=len(x_train))
+                             local_batch_test=batch_test, test_its=test_its, n_test=n_test)

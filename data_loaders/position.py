@@ -23,10 +23,10 @@ from typing import Iterator
 
 import tensorflow as tf
 
-
 # Bump when a pipeline's structure changes, so that states written by older code are not restored:
 # tf.data restores a state into a pipeline of another structure without an error, giving a wrong stream.
-FORMAT = 2  # 2: the in-memory training order is a stateless shuffle per pass
+FORMAT = 3  # 2: the in-memory training order is a stateless shuffle per pass; 3: TFRecord files are read
+#             through the end-of-file check of data_loaders.tfrecords
 
 
 def position_key(rank: int, size: int, **config) -> str:

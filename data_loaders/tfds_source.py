@@ -6,6 +6,9 @@ cropped to a square and resized with antialiasing; grey images are tiled to n_ch
 
 It never downloads unless `allow_download=True`: a dataset that is not prepared under --data_dir (or TFDS'
 default folder) is a DataError. Tests use `tfds.testing.mock_data`.
+
+`get_data` reads these attributes of hps: problem, data_dir, image_shape, n_channels, n_test,
+n_batch_train, anchor_size, local_batch_train() and seed.
 """
 
 from __future__ import annotations
@@ -14,25 +17,22 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from glow_tf.hparams import HParams
-
-from data_loaders import common
+from data_loaders import common, problems
 from data_loaders.errors import DataError
 
-PREFIX = "tfds:"
 TEST_SPLITS = ("test", "validation")
 
 
 def parse_name(problem: str) -> Tuple[str, Optional[str]]:
     """'tfds:celeb_a_hq/256' -> ('celeb_a_hq', '256')."""
-    spec = problem[len(PREFIX):]
+    spec = problem[len(problems.TFDS_PREFIX):]
     name, _, config = spec.partition("/")
     if not name:
         raise DataError(f"problem {problem!r}: expected tfds:NAME or tfds:NAME/CONFIG")
     return name, config or None
 
 
-def _builder(hps: HParams, allow_download: bool):
+def _builder(hps, allow_download: bool):
     import tensorflow_datasets as tfds  # heavy; only this source needs it
 
     name, config = parse_name(hps.problem)
@@ -73,7 +73,7 @@ def _to_target(image, size: int, n_channels: int):
     return tf.ensure_shape(image, [size, size, n_channels])
 
 
-def get_data(hps: HParams, rank: int, size: int, allow_download: bool = False) -> common.DataSplits:
+def get_data(hps, rank: int, size: int, allow_download: bool = False) -> common.DataSplits:
     builder = _builder(hps, allow_download)
     info = builder.info
     splits = list(info.splits.keys())
@@ -116,4 +116,4 @@ def get_data(hps: HParams, rank: int, size: int, allow_download: bool = False) -
 
     return common.DataSplits(train=load("train", True), test=load(test_split, False),
                              local_batch_train=batch_train, local_batch_test=batch_test, test_its=test_its,
-                             n_test=n_test, n_train_examples=info.splits["train"].num_examples if known else None)
+                             n_test=n_test)

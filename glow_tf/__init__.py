@@ -5,15 +5,19 @@
     model.initialize(x)          # uint8 [B, H, W, 3]: data-dependent init
     bits = model.bits_x(x)       # [B] bits per subpixel
     z = model.encode(x); x2 = model.decode(z); s = model.sample(8, temperature=0.7)
+
+Packages: the model core here (layers, model, hparams); `glow_tf.training` (optimizer, Horovod,
+checkpoints, the training loop); `glow_tf.tools` (one command-line tool per module).
 """
 
-import os
-
-# The command-line tools (python -m glow_tf.<tool>) import this package before their own code runs:
-# keep TensorFlow's C++ start-up banners out of their output unless the user asked for them.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from glow_tf.hparams import HParams, PRESETS  # noqa: E402
-from glow_tf.model import Glow  # noqa: E402
+from glow_tf.hparams import PRESETS, HParams
 
 __all__ = ["HParams", "Glow", "PRESETS"]
+
+
+def __getattr__(name):
+    # The model pulls in TensorFlow; importing the package for HParams alone should not.
+    if name == "Glow":
+        from glow_tf.model import Glow
+        return Glow
+    raise AttributeError(f"module 'glow_tf' has no attribute {name!r}")

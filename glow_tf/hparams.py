@@ -1,24 +1,36 @@
 """Hyperparameters: one frozen dataclass whose fields are openai/glow's train.py flags.
 
-Field names, defaults and meanings follow the original argparse flags (spec §1), so an openai command
-line carries over unchanged. The original's `-1` sentinels become `None`; values the original derived
-and wrote back onto `hps` (n_bins, n_y, image size, n_test, batch sizes) are read-only properties here.
+Field names, defaults and meanings follow the original's argparse flags (openai/glow train.py), so an
+openai command line carries over unchanged; each field carries its own `--help` text, and `add_flags`
+turns the fields into the command line of train.py and of every tool that takes model flags. The
+original's `-1` sentinels become `None`; values the original derived and wrote back onto `hps` (n_bins,
+n_y, image size, batch sizes) are read-only properties here. Bad values raise `ConfigError` (a
+ValueError) naming the field.
 
-Extensions, each off by default so that the original's behaviour stays the default:
+Extensions, each off (or at the original's behaviour) by default:
   * `flow_permutation=3`: the LU-decomposed 1x1 convolution (dead code behind `if True:` in the original).
   * `n_channels`: image channels (the original always had 3; MNIST was tiled to 3).
   * `n_y`: number of classes; None picks the original's per-problem value.
-  * `eval_ema`, `resume`, `max_steps`, `jit_compile`: training-loop options of train.py.
-  * `nn_dtype`: precision of the coupling networks' convolutions (bfloat16 is about 1.4x faster on
-    CPUs with AVX512-BF16 and on recent GPUs); the flow, its log-determinants and the weights stay float32.
+  * `nn_dtype`: precision of the coupling networks' convolutions (bfloat16 or float16 where the hardware
+    has fast kernels for them); the flow, its log-determinants and the weights stay float32.
+  * training-loop options of train.py: `eval_ema`, `resume`, `max_steps`, `jit_compile`,
+    `save_interval_minutes`, and `skip_corrupt_records` (training skips and counts the damaged records
+    of TFRecord data instead of stopping; data_loaders.tfrecords).
+
+Per-problem defaults (image size, classes) come from the problem registry, data_loaders.problems.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import math
-from typing import Optional
+import typing
+from typing import Optional, Sequence
+
+from data_loaders import problems
+from glow_tf.errors import ConfigError
 
 # --flow_permutation codes (the original's 0/1/2, plus our LU variant).
 REVERSE = 0
@@ -32,116 +44,150 @@ ADDITIVE = 0
 AFFINE = 1
 COUPLINGS = {ADDITIVE: "additive", AFFINE: "affine"}
 
+# --optimizer values: the original's optim.py adamax (the paper's), adam and adam2.
+OPTIMIZERS = ("adamax", "adam", "adam2")
+
 # Compute precisions of the coupling networks' convolutions (--nn_dtype); the flow stays float32.
 NN_DTYPES = ("float32", "bfloat16", "float16")
 
 # The original's multiplicative reparameterisation of every log-scale parameter: logs = 3 * stored.
 LOGSCALE_FACTOR = 3.0
 
-# Per-problem defaults for the original's -1 / '' flags (train.py and get_data.py).
-DEFAULT_IMAGE_SIZE = {
-    "mnist": 32, "fashion_mnist": 32, "cifar10": 32, "imagenet-oord": 64, "imagenet": 256,
-    "celeba": 256, "lsun_realnvp": 64, "lsun": 256,
-}
-DEFAULT_N_Y = {
-    "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "imagenet-oord": 1000, "imagenet": 1000,
-    "celeba": 1, "lsun_realnvp": 1, "lsun": 1,
-}
-DEFAULT_DATA_DIR = {
-    "imagenet-oord": "/mnt/host/imagenet-oord-tfr", "imagenet": "/mnt/host/imagenet-tfr",
-    "celeba": "/mnt/host/celeba-reshard-tfr", "lsun_realnvp": "/mnt/host/lsun_realnvp",
-    "lsun": "/mnt/host/lsun",
-}
-PROBLEMS = tuple(DEFAULT_IMAGE_SIZE)
-# The original's test-batch lookup, keyed by the per-GPU training batch (train.py).
-LOCAL_BATCH_TEST = {64: 50, 32: 25, 16: 10, 8: 5, 4: 2, 2: 2, 1: 1}
+def _flag(default, help_text: str):
+    """A field whose command-line help lives beside it (read by `add_flags`)."""
+    return dataclasses.field(default=default, metadata={"help": help_text})
 
 
 @dataclasses.dataclass(frozen=True)
 class HParams:
-    """All flags of openai/glow's train.py, with their defaults (spec §1)."""
+    """All flags of openai/glow's train.py, with their defaults, then this port's extensions."""
 
     # Logging and I/O.
-    verbose: bool = False
-    restore_path: str = ""
-    inference: bool = False
-    logdir: str = "./logs"
+    verbose: bool = _flag(False, "rank 0 prints n_processed, step time and the stats every step")
+    restore_path: str = _flag("", "checkpoint (prefix, folder or logdir) to start from: weights, optimizer and "
+                                  "Polyak average are restored, counters restart, data-dependent init is skipped")
+    inference: bool = _flag(False, "encode and decode the validation set, write x.npy and z.npy to the logdir, "
+                                   "and exit")
+    logdir: str = _flag("./logs", "where train.txt, test.txt, TensorBoard events, checkpoints and samples go")
     # Data.
-    problem: str = "cifar10"
-    category: str = ""
-    data_dir: str = ""
-    dal: int = 1
-    fmap: int = 1
-    pmap: int = 16
-    n_train: int = 50000
-    n_test: Optional[int] = None
-    n_batch_train: int = 64
-    n_batch_test: int = 50  # unused by the original, kept for command-line compatibility
-    n_batch_init: int = 256
+    problem: str = _flag("cifar10", f"dataset: {', '.join(problems.names())}")
+    category: str = _flag("", "LSUN category (appended to data_dir)")
+    data_dir: str = _flag("", "data location; empty: the problem's default")
+    dal: int = _flag(1, "data augmentation level for mnist/cifar10: 0 none, 1 shifts, 2 extra")
+    fmap: int = _flag(1, "TFRecord files read in parallel")
+    pmap: int = _flag(16, "parallel calls of the parse map")
+    n_train: int = _flag(50000, "images (at anchor_size) per 'epoch'; the same for every problem")
+    n_test: Optional[int] = _flag(None, "validation images; -1: the problem's validation set")
+    n_batch_train: int = _flag(64, "per-GPU batch at anchor_size")
+    n_batch_test: int = _flag(50, "unused (as in the original)")
+    n_batch_init: int = _flag(256, "per-GPU data-dependent-init batch at anchor_size")
     # Optimisation.
-    optimizer: str = "adamax"
-    lr: float = 0.001
-    beta1: float = 0.9
-    polyak_epochs: float = 1
-    weight_decay: float = 1.0
-    epochs: int = 1000000
-    epochs_warmup: float = 10
-    epochs_full_valid: int = 50
-    gradient_checkpointing: int = 1
+    optimizer: str = _flag("adamax", "adamax (the paper's), adam or adam2")
+    lr: float = _flag(0.001, "base learning rate (not scaled by the number of GPUs)")
+    beta1: float = _flag(0.9, "first-moment decay")
+    polyak_epochs: float = _flag(1, "beta2 and the Polyak decay are 1 - 1/(train_its*polyak_epochs)")
+    weight_decay: float = _flag(1.0, "multiplicative weight decay, w <- wd*w - step; 1.0 is off")
+    epochs: int = _flag(1000000, "training runs epochs 1 .. epochs-1, as in the original")
+    epochs_warmup: float = _flag(10, "linear learning-rate warmup, in epochs of n_train images")
+    epochs_full_valid: int = _flag(50, "full validation (and best-loss checkpoint) every N epochs")
+    gradient_checkpointing: int = _flag(1, "1: recompute each flow step in the backward pass (tf.recompute_grad)")
     # Model.
-    image_size: Optional[int] = None
-    anchor_size: int = 32
-    width: int = 512
-    depth: int = 32
-    weight_y: float = 0.0
-    n_bits_x: int = 8
-    n_levels: int = 3
-    n_sample: int = 1  # unused by the original
-    epochs_full_sample: int = 50
-    learntop: bool = False
-    ycond: bool = False
-    seed: int = 0
-    flow_permutation: int = INVCONV
-    flow_coupling: int = ADDITIVE
+    image_size: Optional[int] = _flag(None, "image side; -1: the problem's")
+    anchor_size: int = _flag(32, "per-GPU batch = n_batch_train * anchor_size^2 // image_size^2")
+    width: int = _flag(512, "hidden channels of the coupling network")
+    depth: int = _flag(32, "flow steps per level")
+    weight_y: float = _flag(0.0, "weight of the class-prediction loss (with --ycond)")
+    n_bits_x: int = _flag(8, "bits per subpixel")
+    n_levels: int = _flag(3, "levels of the multi-scale flow (the original README's --n_level works too)")
+    n_sample: int = _flag(1, "unused (as in the original)")
+    epochs_full_sample: int = _flag(50, "sample grids every N epochs")
+    learntop: bool = _flag(False, "learned top prior")
+    ycond: bool = _flag(False, "class-conditional top prior")
+    seed: int = _flag(0, "seed; each rank uses rank + size*seed")
+    flow_permutation: int = _flag(INVCONV, "0 reverse, 1 shuffle, 2 invertible 1x1 conv, 3 its LU form")
+    flow_coupling: int = _flag(ADDITIVE, "0 additive, 1 affine")
     # Extensions (see the module docstring).
-    n_channels: int = 3
-    n_y: Optional[int] = None
-    eval_ema: bool = False
-    resume: bool = True
-    max_steps: Optional[int] = None
-    jit_compile: bool = False
-    nn_dtype: str = "float32"
+    n_channels: int = _flag(3, "image channels")
+    n_y: Optional[int] = _flag(None, "number of classes; -1: the problem's")
+    eval_ema: bool = _flag(False, "validate and sample with the Polyak average instead of the raw weights")
+    resume: bool = _flag(True, "continue from the logdir's newest readable checkpoint if it has one "
+                               "(--no-resume: start afresh; the old run is moved aside and deleted once the "
+                               "new run's first checkpoint is written)")
+    max_steps: Optional[int] = _flag(None, "stop after this many training steps in total")
+    jit_compile: bool = _flag(False, "XLA-compile the forward/backward pass (the cross-rank averaging stays "
+                                     "outside)")
+    nn_dtype: str = _flag("float32", "precision of the coupling networks' convolutions: float32 (the original), "
+                                     "bfloat16 or float16; the flow and its log-dets stay float32")
+    save_interval_minutes: float = _flag(30.0, "also save a checkpoint when this many minutes passed since the "
+                                               "last one (bounds what a kill -9 costs); 0: only every epoch")
+    skip_corrupt_records: bool = _flag(False, "skip the damaged records of TFRecord training data (the rest of a "
+                                              "damaged file) instead of stopping: each is printed on stderr and "
+                                              "counted; validation still stops")
 
     def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{field.name}={value} is not a finite number")
+        self._check_model()
+        self._check_training()
+
+    def _check_model(self):
         if self.flow_permutation not in PERMUTATIONS:
-            raise ValueError(f"flow_permutation={self.flow_permutation!r} is not one of "
-                             f"{sorted(PERMUTATIONS)} ({', '.join(f'{k} {v}' for k, v in PERMUTATIONS.items())})")
+            raise ConfigError(f"flow_permutation={self.flow_permutation!r} is not one of "
+                              f"{sorted(PERMUTATIONS)} ({', '.join(f'{k} {v}' for k, v in PERMUTATIONS.items())})")
         if self.flow_coupling not in COUPLINGS:
-            raise ValueError(f"flow_coupling={self.flow_coupling!r} is not one of "
-                             f"{sorted(COUPLINGS)} ({', '.join(f'{k} {v}' for k, v in COUPLINGS.items())})")
+            raise ConfigError(f"flow_coupling={self.flow_coupling!r} is not one of "
+                              f"{sorted(COUPLINGS)} ({', '.join(f'{k} {v}' for k, v in COUPLINGS.items())})")
         if not 1 <= self.n_bits_x <= 8:
-            raise ValueError(f"n_bits_x={self.n_bits_x} must be between 1 and 8")
+            raise ConfigError(f"n_bits_x={self.n_bits_x} must be between 1 and 8")
         if self.n_levels < 1:
-            raise ValueError(f"n_levels={self.n_levels} must be at least 1")
+            raise ConfigError(f"n_levels={self.n_levels} must be at least 1")
         if self.depth < 1 or self.width < 1:
-            raise ValueError(f"depth={self.depth} and width={self.width} must both be at least 1")
+            raise ConfigError(f"depth={self.depth} and width={self.width} must both be at least 1")
         if self.nn_dtype not in NN_DTYPES:
-            raise ValueError(f"nn_dtype={self.nn_dtype!r} is not one of {', '.join(NN_DTYPES)}")
+            raise ConfigError(f"nn_dtype={self.nn_dtype!r} is not one of {', '.join(NN_DTYPES)}")
         if self.n_channels < 1:
-            raise ValueError(f"n_channels={self.n_channels} must be at least 1")
+            raise ConfigError(f"n_channels={self.n_channels} must be at least 1")
         if self.image_size is None and not self._problem_known:
-            raise ValueError(f"image_size is required for problem {self.problem!r}, which has no default "
-                             f"(defaults exist for {', '.join(PROBLEMS)})")
+            raise ConfigError(f"image_size is required for problem {self.problem!r}, which has no default "
+                              f"(defaults exist for {', '.join(problems.with_default_size())})")
         size = self.image_shape[0]
         if size % 2 ** self.n_levels:
-            raise ValueError(f"image_size={size} is not divisible by 2**n_levels={2 ** self.n_levels} "
-                             f"(n_levels={self.n_levels}); every level halves the resolution")
+            raise ConfigError(f"image_size={size} is not divisible by 2**n_levels={2 ** self.n_levels} "
+                              f"(n_levels={self.n_levels}); every level halves the resolution")
         if self.ycond and self.n_classes < 1:
-            raise ValueError(f"ycond needs at least one class, got n_y={self.n_y}")
+            raise ConfigError(f"ycond needs at least one class, got n_y={self.n_y}")
+
+    def _check_training(self):
+        checks = [
+            (self.lr > 0, f"lr={self.lr} must be positive"),
+            (self.optimizer in OPTIMIZERS, f"optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}"),
+            (0 <= self.beta1 < 1, f"beta1={self.beta1} must be in [0, 1)"),
+            (self.polyak_epochs > 0, f"polyak_epochs={self.polyak_epochs} must be positive"),
+            (self.weight_decay > 0, f"weight_decay={self.weight_decay} must be positive (1.0 is off)"),
+            (self.n_train > 0, f"n_train={self.n_train} must be positive"),
+            (self.epochs_warmup >= 0, f"epochs_warmup={self.epochs_warmup} must be >= 0"),
+            (self.epochs_full_valid > 0, f"epochs_full_valid={self.epochs_full_valid} must be positive"),
+            (self.epochs_full_sample > 0, f"epochs_full_sample={self.epochs_full_sample} must be positive"),
+            (self.weight_y >= 0, f"weight_y={self.weight_y} must be >= 0"),
+            (self.max_steps is None or self.max_steps > 0, f"max_steps={self.max_steps} must be positive"),
+            (self.anchor_size > 0, f"anchor_size={self.anchor_size} must be positive"),
+            (self.save_interval_minutes >= 0,
+             f"save_interval_minutes={self.save_interval_minutes} must be >= 0 (0: save every epoch only)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        if self.local_batch_init() < 1:
+            raise ConfigError(f"n_batch_init={self.n_batch_init} at anchor_size={self.anchor_size} gives "
+                              f"{self.n_batch_init} * {self.anchor_size}^2 // {self.image_shape[0]}^2 = 0 "
+                              f"images for data-dependent init; raise n_batch_init")
 
     @property
     def _problem_known(self) -> bool:
-        return self.problem in DEFAULT_IMAGE_SIZE
+        problem = problems.find(self.problem)
+        return problem is not None and problem.image_size is not None
 
     # Derived values (the original assigned these back onto hps).
     @property
@@ -151,7 +197,7 @@ class HParams:
     @property
     def image_shape(self) -> tuple:
         """(H, W, C) of the images the model sees."""
-        size = self.image_size if self.image_size is not None else DEFAULT_IMAGE_SIZE[self.problem]
+        size = self.image_size if self.image_size is not None else problems.find(self.problem).image_size
         return (size, size, self.n_channels)
 
     @property
@@ -159,29 +205,18 @@ class HParams:
         """The original's hps.n_y: class count of the problem, 1 for unlabelled data."""
         if self.n_y is not None:
             return self.n_y
-        return DEFAULT_N_Y.get(self.problem, 1)
-
-    @property
-    def top_shape(self) -> tuple:
-        """Shape (H, W, C) of z at the top prior."""
-        h, w, c = self.image_shape
-        scale = 2 ** self.n_levels
-        return (h // scale, w // scale, c * 4 ** self.n_levels // 2 ** (self.n_levels - 1))
-
-    @property
-    def n_dims(self) -> int:
-        h, w, c = self.image_shape
-        return h * w * c
+        problem = problems.find(self.problem)
+        return problem.n_classes if problem is not None else 1
 
     def local_batch_train(self) -> int:
-        """Per-GPU training batch: n_batch_train images at anchor_size, scaled by area (spec §3.1)."""
+        """Per-GPU training batch: n_batch_train images at anchor_size, scaled by area (openai/glow train.py)."""
         return self.n_batch_train * self.anchor_size ** 2 // self.image_shape[0] ** 2
 
     def local_batch_init(self) -> int:
         return self.n_batch_init * self.anchor_size ** 2 // self.image_shape[0] ** 2
 
     def train_its(self, size: int = 1) -> int:
-        """Steps in one "epoch" of n_train anchor-size images over `size` ranks (spec §3.1)."""
+        """Steps in one "epoch" of n_train anchor-size images over `size` ranks (openai/glow train.py)."""
         return int(math.ceil(self.n_train / (self.n_batch_train * size)))
 
     def beta2(self, size: int = 1) -> float:
@@ -189,7 +224,89 @@ class HParams:
         return 1.0 - 1.0 / (self.train_its(size) * self.polyak_epochs)
 
 
-# Presets for the paper's experiments (spec §1.1 and §6). Each is a plain function.
+# The fields that decide a model's variables and what its latents mean: a checkpoint, or a file of
+# directions in latent space, fits a model only when these agree.
+MODEL_FIELDS = ("image_shape", "n_levels", "depth", "width", "flow_permutation", "flow_coupling", "n_bits_x",
+                "learntop", "ycond", "n_classes")
+
+
+def model_signature(hps: HParams) -> dict:
+    """MODEL_FIELDS as JSON values, plus whether the model has its class-prediction head."""
+    signature = {name: getattr(hps, name) for name in MODEL_FIELDS}
+    signature = {k: list(v) if isinstance(v, tuple) else v for k, v in signature.items()}
+    signature["classifier"] = bool(hps.ycond and hps.weight_y > 0)
+    return signature
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command line: one flag per field, with the original's name, default and meaning.
+
+def add_flags(parser: argparse.ArgumentParser, fields: Optional[Sequence[str]] = None,
+              overrides: bool = False) -> None:
+    """Add `--preset` and a flag for every HParams field (or only `fields`) to `parser`.
+
+    Booleans are `--flag` / `--no-flag` (the original's store_true, plus a way to undo a preset's True);
+    `-1` means "the problem's default" (None) for the Optional fields, as it did in the original; the
+    original README's `--n_level` is an alias of `--n_levels`.
+
+    With `overrides` (for a tool that changes a few fields of a checkpoint's hparams) there is no
+    `--preset` and a flag the user does not give is absent from the parsed arguments (`overrides_of`).
+    """
+    if not overrides:
+        parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                            help="start from a preset configuration; explicit flags override it")
+    hints = typing.get_type_hints(HParams)
+    defaults = HParams()
+    for field in dataclasses.fields(HParams):
+        if fields is not None and field.name not in fields:
+            continue
+        names = [f"--{field.name}"] + (["--n_level"] if field.name == "n_levels" else [])
+        kind, default, help_text = hints[field.name], getattr(defaults, field.name), field.metadata["help"]
+        if overrides:
+            default, help_text = argparse.SUPPRESS, help_text + " (default: the checkpoint's)"
+        if kind is bool:
+            parser.add_argument(*names, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            continue
+        base = next(a for a in typing.get_args(kind) if a is not type(None)) if typing.get_args(kind) else kind
+        convert = _minus_one_is_none(base) if base is not kind else base
+        parser.add_argument(*names, type=convert, default=default, help=help_text)
+
+
+def _minus_one_is_none(base):
+    def convert(text):
+        value = base(text)
+        return None if value == -1 else value
+    convert.__name__ = base.__name__  # argparse names the type in its error messages
+    return convert
+
+
+def overrides_of(args: argparse.Namespace) -> dict:
+    """The HParams fields a parser built with `add_flags(..., overrides=True)` was given."""
+    names = {f.name for f in dataclasses.fields(HParams)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def parse_flags(parser: argparse.ArgumentParser, argv=None) -> tuple:
+    """(HParams, the other arguments) from a parser built with `add_flags`.
+
+    The preset, when given, supplies the defaults, and every explicit flag overrides it.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", choices=sorted(PRESETS), default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.preset:
+        names = {f.name for f in dataclasses.fields(HParams)}
+        parser.set_defaults(**{k: v for k, v in dataclasses.asdict(PRESETS[known.preset]()).items()
+                               if k in names})
+    args = vars(parser.parse_args(argv))
+    names = {f.name for f in dataclasses.fields(HParams)}
+    fields = {k: v for k, v in args.items() if k in names}
+    rest = argparse.Namespace(**{k: v for k, v in args.items() if k not in names})
+    base = PRESETS[known.preset]() if known.preset else HParams()
+    return dataclasses.replace(base, **fields), rest
+
+
+# Presets for the experiments of the paper and of the original README. Each is a plain function.
 
 def cifar10() -> HParams:
     """CIFAR-10 quantitative run: 3.35 bits/dim in the paper; 8 GPUs x 64."""
@@ -230,26 +347,26 @@ def tiny() -> HParams:
                    n_batch_init=4, n_train=16, n_test=8)
 
 
-# --- train.py presets (issue 4) ------------------------------------------------------------------------
+# --- the default run of `make train` ------------------------------------------------------------------------
 
 def fashion_small() -> HParams:
-    """`make train`: a small affine Glow on Fashion-MNIST, a few minutes on 2 CPU cores.
+    """`make train`: a small affine Glow on Fashion-MNIST that trains in minutes on two CPU cores.
 
     Native 28x28 grey images (image_size=28, n_channels=1), so test bits/dim compare directly with the
-    reference figures for Fashion-MNIST (per-pixel categorical 4.59, PNG 5.19); anchor_size=28 keeps the
-    per-GPU batch at n_batch_train. 9 "epochs" of 6400 images (200 steps each, about 25 s on 2 idle
-    cores), warmup over the first one, full validation at epochs 3, 6 and 9, samples at epochs 1, 3, 6
-    and 9; no augmentation and no gradient checkpointing (memory is no concern here and a short run
-    underfits). Reaches 4.1-4.3 test bits/dim in about 3 minutes: the last validation of so short a run
-    moves by 0.1 with the shuffle order (seed 0: 4.28 test, 4.12 train; seed 1: 4.15 test, 4.19 train).
+    README's reference figures for Fashion-MNIST; anchor_size=28 keeps the per-GPU batch at
+    n_batch_train. 9 "epochs" of 6400 images (200 steps each), warmup over the first one, full
+    validation at epochs 3, 6 and 9, samples at epochs 1, 3, 6 and 9; no augmentation and no gradient
+    checkpointing (memory is no concern here and a short run underfits). The README gives the bits/dim it
+    reaches and how much the last validation of so short a run moves with the seed.
     """
+
     return HParams(problem="fashion_mnist", image_size=28, n_channels=1, anchor_size=28, n_levels=2,
                    depth=8, width=64, flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True,
                    n_batch_train=32, n_batch_init=256, n_train=6400, epochs=10, epochs_warmup=1,
                    epochs_full_valid=3, epochs_full_sample=3, dal=0, gradient_checkpointing=0)
 
 
-# --- the remaining experiments of the original README (spec §1.1; issue 5) ---------------------------------
+# --- the remaining experiments of the original README ---------------------------------
 
 def lsun64_bedroom() -> HParams:
     """LSUN bedroom 64x64: 2.38 bits/dim; 8 GPUs x 16."""
@@ -298,15 +415,14 @@ def ablation(permutation: int, coupling: int, seed: int = 0) -> HParams:
     return dataclasses.replace(cifar10(), flow_permutation=permutation, flow_coupling=coupling, seed=seed)
 
 
-# --- results measured on this project's 2-core CPU machines (issue 5; README "Our results") --------------
+# --- the runs behind the README's "Our results" (Fashion-MNIST on CPU) --------------
 
 def fashion_glow() -> HParams:
-    """Fashion-MNIST at its native 28x28x1: the run behind our reported test bits/dim (about 50 minutes).
+    """Fashion-MNIST at its native 28x28x1: the run behind the README's reported test bits/dim.
 
-    Same basis as the reference figures (per-pixel categorical 4.588, PNG 5.185 bits/dim). 2 levels of 12
-    steps, width 96, affine, 1x1 conv, learntop; 27 "epochs" of 12,800 images (345,600 images, 5.8 passes
-    over the training set), validation on 2,000 test images every 2 epochs (the final figure comes from
-    glow_tf.evaluate on all 10,000).
+    2 levels of 12 steps, width 96, affine, 1x1 conv, learntop; 27 "epochs" of 12,800 images (345,600
+    images, 5.8 passes over the training set), validation on 2,000 test images every 2 epochs (the
+    reported figure comes from glow_tf.tools.evaluate on all 10,000).
     """
     return HParams(problem="fashion_mnist", image_size=28, n_channels=1, anchor_size=28, n_levels=2,
                    depth=12, width=96, flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 5's measured results on Fashion-MNIST, as run on a 2-core CPU machine (about an hour):
-#   * fashion_glow: the main run, then glow_tf.evaluate on all 10,000 test images;
+#   * fashion_glow: the main run, then glow_tf.tools.evaluate on all 10,000 test images;
 #   * the six-way ablation (reverse / shuffle / 1x1 conv x additive / affine) at equal images processed,
-#     then glow_tf.evaluate on the 10,000 test images and a plot of test bits/dim against images.
+#     then glow_tf.tools.evaluate on the 10,000 test images and a plot of test bits/dim against images.
 # The main run and the ablation runs go side by side, one CPU thread each. Results: logs/experiments/.
 #
 # Usage: scripts/fashion_experiments.sh [main|ablation|all]   (default all; make install first).
@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 
 main_run() {
   "$PY" train.py --preset fashion_glow --logdir "$OUT/fashion_glow" >> "$OUT/fashion_glow.log" 2>&1
-  "$PY" -m glow_tf.evaluate --restore_path "$OUT/fashion_glow" --n_test 10000 --draws 4 \
+  "$PY" -m glow_tf.tools.evaluate "$OUT/fashion_glow" --n_test 10000 --draws 4 \
     --output "$OUT/fashion_glow_eval.json" >> "$OUT/fashion_glow.log" 2>&1
 }
 
@@ -26,7 +26,7 @@ ablation_runs() {
     for perm in reverse shuffle 1x1; do
       name=fashion_ablation_${perm}_${coupling}
       "$PY" train.py --preset "$name" --logdir "$OUT/$name" >> "$OUT/$name.log" 2>&1
-      "$PY" -m glow_tf.evaluate --restore_path "$OUT/$name" --n_test 10000 --draws 2 --no_reconstruction \
+      "$PY" -m glow_tf.tools.evaluate "$OUT/$name" --n_test 10000 --draws 2 --no_reconstruction \
         --output "$OUT/${name}_eval.json" >> "$OUT/$name.log" 2>&1
       dirs+=("$OUT/$name")
     done

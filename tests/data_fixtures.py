@@ -1,4 +1,4 @@
-"""Real-image fixtures for the data tests, built offline from installed packages (offline-data.md).
+"""Real-image fixtures for the data tests, built offline from installed packages.
 
 foolbox ships 20 real images each of CIFAR-10 (32x32 PNG), MNIST and Fashion-MNIST (28x28 PNG) and
 ImageNet (JPEG, 512 px and more), named `<dataset>_<index>_<label>`; Debian ships the full Fashion-MNIST.
@@ -164,3 +164,35 @@ def read_idx_images(path: str) -> np.ndarray:
 def read_idx_labels(path: str) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         return np.frombuffer(f.read(), np.uint8, offset=8)
+
+
+def write_records(path: str, examples) -> None:
+    """A TFRecord file of (image HWC uint8, label[, attr]) examples, or raw bytes records, written with
+    tfrecords_tools.format (whose framing and encoding test_tfrecords_tools checks against TensorFlow)."""
+    from tfrecords_tools import format as fmt
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "wb") as f:
+        for ex in examples:
+            if not isinstance(ex, bytes):
+                image, label, *attr = ex
+                ex = fmt.encode_example(image.shape, image.tobytes(), label, attr[0] if attr else None)
+            f.write(fmt.frame(ex))
+
+
+def cifar_tfrecords(root: str, validation_shards: int = 2) -> Tuple[str, Dict[str, Dict[bytes, int]]]:
+    """foolbox's 20 CIFAR-10 images converted with tfrecords_tools.images into <root>/tfr: 17 train in 3
+    shards, 3 validation in `validation_shards`. Returns (data_dir, {image bytes: label} per split)."""
+    from tfrecords_tools import images as images_tool
+
+    truth = {}
+    for split, chosen in (("train", samples("cifar10")[:17]), ("validation", samples("cifar10")[17:])):
+        folder = os.path.join(root, f"in_{split}")
+        os.makedirs(folder)
+        for path, _ in chosen:
+            shutil.copy(path, folder)
+        shards = "3" if split == "train" else str(validation_shards)
+        images_tool.main(["--input", folder, "--output", os.path.join(root, "tfr"), "--resolution", "32",
+                          "--split", split, "--shards", shards, "--workers", "0", "--quiet"])
+        truth[split] = {pixels(p).tobytes(): 0 for p, _ in chosen}
+    return os.path.join(root, "tfr"), truth

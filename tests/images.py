@@ -1,4 +1,4 @@
-"""Real images that install offline: foolbox's bundled CIFAR-10 and ImageNet samples (spec: offline-data.md)."""
+"""Real images that install offline: foolbox's bundled CIFAR-10 and ImageNet samples (pip install --no-deps foolbox)."""
 
 import importlib.util
 import pathlib

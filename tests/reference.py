@@ -1,4 +1,4 @@
-"""NumPy transcriptions of openai/glow's formulas (spec §2), written independently of glow_tf.
+"""NumPy transcriptions of openai/glow's formulas (model.py and tfops.py), written independently of glow_tf.
 
 Everything is computed in float64 with explicit loops or einsum, from the spec's description of the
 original code, so that the tests compare glow_tf against the spec rather than against itself.
@@ -172,7 +172,7 @@ def top_prior(prior, z, y_onehot):
 
 
 def glow_objective(model, x, y):
-    """(objective [B], z_top, eps list) of a Glow model for continuous input x, following spec §2.2/2.11."""
+    """(objective [B], z_top, eps list) of a Glow model for continuous input x, following model.py's encoder and the objective's terms."""
     hps = model.hps
     affine = hps.flow_coupling == 1
     y_onehot = np.eye(hps.n_classes)[y]

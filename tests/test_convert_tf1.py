@@ -1,6 +1,6 @@
 """convert_tf1: TF1 checkpoints written here with tf.compat.v1 under the original's names import exactly.
 
-The checkpoint's variables and shapes are laid out from spec §2.13 in this file, independently of
+The checkpoint's variables and shapes are laid out from openai/glow model.py's variable scopes in this file, independently of
 glow_tf, and the expected objective comes from a NumPy forward pass over those same TF1 arrays (read by
 their original names with the primitives of tests/reference.py), so a wrong name map, a swapped pair of
 same-shaped variables or a mis-ordered layer shows up as a different number.
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf import convert_tf1, tools_common
-from glow_tf.checkpoints import load_model
+from glow_tf.errors import ConfigError
 from glow_tf.hparams import HParams
-from glow_tf.tools_common import ToolError
+from glow_tf.tools import common, convert_tf1
+from glow_tf.training.checkpoints import load_model
 from tests import reference
 
 # One step per level, two levels: every kind of variable appears, and it builds in a fraction of a second.
@@ -25,7 +25,7 @@ BASE = HParams(problem="cifar10", image_size=8, n_levels=2, depth=1, width=6, le
 
 
 def tf1_shapes(hps):
-    """{original name: shape} of openai/glow's variables for `hps` (spec §2.5-§2.13)."""
+    """{original name: shape} of openai/glow's variables for `hps` (model.py and tfops.py scopes)."""
     shapes = {}
     c = 4 * hps.n_channels  # after the squeeze before level 0
     for i in range(hps.n_levels):
@@ -119,7 +119,7 @@ def np_coupling_nn(v, s, z1):
 
 
 def np_objective(v, hps, x, y):
-    """(objective [B], eps list, logits or None) of the original's forward pass, spec §2.2-§2.11."""
+    """(objective [B], eps list, logits or None) of the original's forward pass (model.py, model.encoder)."""
     v = {k: np.asarray(a, np.float64) if a.dtype != np.int32 else a for k, a in v.items()}
     objective = np.full(len(x), -math.log(hps.n_bins) * np.prod(x.shape[1:]))
     z, eps = reference.squeeze2d(np.asarray(x, np.float64)), []
@@ -250,7 +250,7 @@ def test_ema_imports_the_polyak_averages_and_ignores_optimizer_slots(tmp_path):
 # ------------------------------------------------------------------------------------------ refusals
 def refusal(tmp_path, written, requested, capsys):
     prefix = write_tf1_checkpoint(str(tmp_path / "tf1" / "ckpt"), random_values(tf1_shapes(written)))
-    code = tools_common.run("glow_tf.convert_tf1", convert_tf1.main,
+    code = common.run(convert_tf1.PROG, convert_tf1.main,
                             [prefix, "--output", str(tmp_path / "out"), *hps_flags(requested)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
@@ -279,15 +279,15 @@ def test_other_permutation_is_refused(tmp_path, capsys):
 
 
 def test_bad_paths_are_refused(tmp_path):
-    with pytest.raises(ToolError, match="no TF1 checkpoint at .*nowhere"):
+    with pytest.raises(ConfigError, match="no TF1 checkpoint at .*nowhere"):
         convert_tf1.main([str(tmp_path / "nowhere"), "--output", str(tmp_path / "out")])
     ckpt = tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "tf2" / "ckpt"))
-    with pytest.raises(ToolError, match="TF2 object-based checkpoint"):
+    with pytest.raises(ConfigError, match="TF2 object-based checkpoint"):
         convert_tf1.main([ckpt, "--output", str(tmp_path / "out")])
 
 
 def test_existing_output_is_kept_unless_overwrite(tmp_path):
     convert(tmp_path, BASE)
-    with pytest.raises(ToolError, match="already holds a checkpoint"):
+    with pytest.raises(ConfigError, match="already holds a checkpoint"):
         convert(tmp_path, BASE)
     convert(tmp_path, BASE, extra=["--overwrite"])

@@ -4,8 +4,8 @@ import tensorflow as tf
 
 from glow_tf.coupling import AdditiveCoupling, AffineCoupling
 from glow_tf.nn import Conv2D, Conv2DZeros, LinearZeros
-from glow_tf.optim import tf_variable
 from glow_tf.step import FlowStep, make_coupling
+from glow_tf.training.optim import tf_variable
 from tests import flow_checks, reference
 
 COUPLINGS = {"additive": AdditiveCoupling, "affine": AffineCoupling}

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import os
 import re
+import shlex
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_loaders import DataError, DataSplits, augment, get_data, in_memory, tfrecords
+from data_loaders import DataError, DataSplits, get_data, in_memory, locate_damage, problems, tfrecords
 from glow_tf.hparams import HParams
 from tests import data_fixtures as fx
-from tfrecords_tools import images as images_tool
-from tfrecords_tools import shards
+from tfrecords_tools import format as fmt
+from tfrecords_tools import verify
 
 
 def hp(**kw) -> HParams:
@@ -35,40 +40,26 @@ def keys(images) -> list:
     return [img.tobytes() for img in images]
 
 
-def write_records(path, examples):
-    """Write (image HWC uint8, label) records with the library's encoder (or raw bytes for corrupt ones)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path) as writer:
-        for ex in examples:
-            writer.write(ex if isinstance(ex, bytes) else shards.example_bytes(ex[0], ex[1], None))
+write_records = fx.write_records
 
 
 @pytest.fixture(scope="module")
 def cifar_tfr(tmp_path_factory):
     """foolbox's 20 CIFAR-10 images converted with tfrecords_tools.images: 17 train in 3 shards, 3 validation
     in 2. Returns (data_dir, {image bytes: label} per split)."""
-    root = tmp_path_factory.mktemp("cifar_tfr")
-    truth = {}
-    for split, chosen in (("train", fx.samples("cifar10")[:17]), ("validation", fx.samples("cifar10")[17:])):
-        folder = root / f"in_{split}"
-        folder.mkdir()
-        for path, _ in chosen:
-            shutil.copy(path, folder)
-        images_tool.main(["--input", str(folder), "--output", str(root / "tfr"), "--resolution", "32",
-                          "--split", split, "--shards", "3" if split == "train" else "2", "--workers", "0",
-                          "--quiet"])
-        truth[split] = {fx.pixels(p).tobytes(): 0 for p, _ in chosen}
-    return str(root / "tfr"), truth
+    return fx.cifar_tfrecords(str(tmp_path_factory.mktemp("cifar_tfr")))
 
 
 # ------------------------------------------------------------------------------------------------------
 # In-memory problems.
 
+@fx.needs_fashion
 def test_fashion_mnist_reads_debian_files_bit_for_bit():
     splits = get_data(hp(problem="fashion_mnist", n_batch_train=64, dal=1))
     assert isinstance(splits, DataSplits)
     assert (splits.local_batch_train, splits.local_batch_test) == (64, 50)
-    assert (splits.n_test, splits.test_its, splits.n_train_examples) == (10000, 200, 60000)
+    assert (splits.n_test, splits.test_its) == (10000, 200)
+    assert splits.train_files == splits.test_files == () and splits.skipped_summary() is None
     x, y = take_batches(splits.test, 2)
     raw = fx.read_idx_images(os.path.join(fx.FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz"))
     labels = fx.read_idx_labels(os.path.join(fx.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz"))
@@ -83,6 +74,7 @@ def test_fashion_mnist_reads_debian_files_bit_for_bit():
     assert xt.shape == (64, 32, 32, 3) and xt.dtype == tf.uint8 and yt.shape == (64,) and yt.dtype == tf.int32
 
 
+@fx.needs_fashion
 def test_fashion_mnist_unpadded_grayscale_keeps_raw_pixels():
     # n_batch_train 49 at anchor 32 is 49 * 32^2 // 28^2 = 64 per GPU.
     splits = get_data(hp(problem="fashion_mnist", image_size=28, n_channels=1, n_batch_train=49, dal=0))
@@ -98,7 +90,6 @@ def test_cifar10_pickles_read_bit_for_bit_and_box_downsampled(tmp_path):
     x, y = take_batches(splits.test, splits.test_its)
     np.testing.assert_array_equal(x, x_test)
     np.testing.assert_array_equal(y, y_test)
-    assert splits.n_train_examples == 15
     # image_size 16: the original's box downsampling of the 32x32 image, floored.
     small = get_data(hp(problem="cifar10", data_dir=str(tmp_path), image_size=16, n_batch_train=1, n_test=4,
                         dal=0))
@@ -128,6 +119,7 @@ def test_mnist_npz_and_in_memory_rank_shards_partition(tmp_path):
     assert len(seen_train[0]) == len(seen_train[1]) == 16
 
 
+@fx.needs_fashion
 def test_training_augmentation_is_seeded_and_shifts():
     def first(seed, dal):
         return next(iter(get_data(hp(problem="fashion_mnist", n_batch_train=64, dal=dal, seed=seed)).train))[0]
@@ -136,18 +128,6 @@ def test_training_augmentation_is_seeded_and_shifts():
     assert not np.array_equal(a.numpy(), c.numpy())
     plain = first(0, 0).numpy()
     assert not np.array_equal(a.numpy(), plain)  # same shuffled images, shifted
-
-
-def test_affine_integer_shift_matches_edge_replicated_shift():
-    rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, size=(2, 8, 10, 3)).astype(np.float32)
-    out = augment.affine(img, ty=tf.constant([2.0, -1.0]), tx=tf.constant([-3.0, 0.0])).numpy()
-    for i, (dy, dx) in enumerate([(2, -3), (-1, 0)]):
-        rows = np.clip(np.arange(8) + dy, 0, 7)  # output pixel (r, c) reads input (r + ty, c + tx)
-        cols = np.clip(np.arange(10) + dx, 0, 9)
-        np.testing.assert_array_equal(out[i], img[i][rows][:, cols])
-    half = augment.affine(img, ty=tf.constant([0.5, 0.0]), tx=tf.constant([0.0, 0.0])).numpy()
-    np.testing.assert_allclose(half[0, :7], (img[0, :7] + img[0, 1:]) / 2, rtol=1e-6)  # bilinear
 
 
 def test_cifar_dal2_extras_run_and_keep_range(tmp_path):
@@ -163,9 +143,9 @@ def test_cifar_dal2_extras_run_and_keep_range(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(problem="cifar10", data_dir="EMPTY"), "no cifar10 data found"),
     (dict(problem="fashion_mnist", image_size=12), "image_size=12"),
-    (dict(problem="mnist", data_dir="TRUNCATED"), "truncated idx file"),
-    (dict(problem="fashion_mnist", n_test=20000), "exceeds the 10000"),
-    (dict(problem="fashion_mnist", n_test=9999), "not divisible"),
+    pytest.param(dict(problem="mnist", data_dir="TRUNCATED"), "truncated idx file", marks=fx.needs_fashion),
+    pytest.param(dict(problem="fashion_mnist", n_test=20000), "exceeds the 10000", marks=fx.needs_fashion),
+    pytest.param(dict(problem="fashion_mnist", n_test=9999), "not divisible", marks=fx.needs_fashion),
     (dict(problem="fashion_mnist", dal=3), "dal=3"),
     (dict(problem="celeba", n_batch_train=32), "gives a per-GPU batch of 32 * 32^2 // 256^2 = 0"),
     (dict(problem="nope", image_size=32), "unknown problem 'nope'"),
@@ -238,7 +218,7 @@ def test_lsun_realnvp_crops_and_unsharded_validation(tmp_path):
     stored = {split: [rng.integers(0, 256, size=(96, 96 + 8 * i, 3), dtype=np.uint8) for i in range(3)]
               for split in ("train", "validation")}
     for split, images in stored.items():
-        write_records(str(tmp_path / "bedroom" / split / tfrecords.shard_name(split, 6, 0, 1)),
+        write_records(str(tmp_path / "bedroom" / split / fmt.shard_name(split, 6, 0, 1)),
                       [(img, 0) for img in images])
     hps = hp(problem="lsun_realnvp", data_dir=str(tmp_path), category="bedroom", n_batch_train=64, n_levels=3)
     # 16 per GPU at 64x64 -> test batch 10; LSUN's n_test is 300 per rank, every rank reading all of it.
@@ -271,6 +251,7 @@ def test_tfrecord_problem_defaults(tmp_path):
         get_data(hp(problem="lsun", image_size=96, n_batch_train=64, n_levels=5))
 
 
+@fx.needs_fashion
 def test_test_batch_outside_the_original_table_divides_n_test():
     splits = get_data(hp(problem="fashion_mnist", n_batch_train=48))  # KeyError: 48 in the original
     assert (splits.local_batch_train, splits.local_batch_test, splits.test_its) == (48, 40, 250)
@@ -296,7 +277,7 @@ def test_missing_shard_is_named(cifar_tfr, tmp_path):
 def _one_record_set(root, records, split="validation"):
     for s in ("train", "validation"):
         recs = records if s == split else [(np.zeros((32, 32, 3), np.uint8), 0)] * 3
-        write_records(str(root / s / tfrecords.shard_name(s, 5, 0, 1)), recs)
+        write_records(str(root / s / fmt.shard_name(s, 5, 0, 1)), recs)
     return str(root)
 
 
@@ -311,10 +292,14 @@ def test_corrupt_first_record_is_a_data_error(tmp_path):
     data_dir = _one_record_set(tmp_path, [b"not an example"] * 3)
     with pytest.raises(DataError, match="validation-r05-s-0000-of-0001.tfrecords: first record is not"):
         get_data(tfr_hps(data_dir))
-    path = tmp_path / "validation" / tfrecords.shard_name("validation", 5, 0, 1)
+    path = tmp_path / "validation" / fmt.shard_name("validation", 5, 0, 1)
     path.write_bytes(path.read_bytes()[:20])  # header complete, record cut short
-    with pytest.raises(DataError, match="validation-r05-s-0000-of-0001.tfrecords: corrupt TFRecord file"):
+    with pytest.raises(DataError, match="validation-r05-s-0000-of-0001.tfrecords: corrupt TFRecord file") as caught:
         get_data(tfr_hps(data_dir))
+    # The hint is a command that works as written: it names the folder and finds the damage.
+    command = re.search(r"run `python -m tfrecords_tools.verify (\S+)`", str(caught.value))
+    assert command and command.group(1) == data_dir
+    assert verify.main([command.group(1)]) == 1
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -325,8 +310,11 @@ def test_bad_record_inside_the_pipeline_names_the_file(tmp_path, bad, message):
     good = (np.zeros((32, 32, 3), np.uint8), 0)
     data_dir = _one_record_set(tmp_path, [good, bad, good])
     splits = get_data(tfr_hps(data_dir))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=f"validation-r05-s-0000-of-0001.tfrecords: {message}"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"validation-r05-s-0000-of-0001.tfrecords: {message}") \
+            as caught:
         take_batches(splits.test, 3)
+    line = locate_damage(splits.test_files, caught.value)
+    assert line.startswith(f"{splits.test_files[0]}: ") and "\n" not in line
 
 
 def test_n_test_not_divisible_names_the_numbers(cifar_tfr):
@@ -334,6 +322,183 @@ def test_n_test_not_divisible_names_the_numbers(cifar_tfr):
     with pytest.raises(DataError, match=r"n_test=3 is not divisible by local_batch_test \* ranks = 1 \* 2 = 2, .*"
                                         r"pass --n_test 2 \(1 batches per rank\)"):
         get_data(tfr_hps(data_dir), rank=0, size=2)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Damaged TFRecord files: refused before training, named during it, or skipped and counted.
+
+@pytest.fixture
+def cifar_copy(cifar_tfr, tmp_path):
+    """A private copy of cifar_tfr to damage, in a folder whose name needs quoting in a shell command:
+    (data_dir, its train shards in order)."""
+    shutil.copytree(cifar_tfr[0], tmp_path / "my data")
+    folder = tmp_path / "my data" / "train"
+    return str(tmp_path / "my data"), sorted(str(p) for p in folder.glob("*.tfrecords"))
+
+
+def _flip_data_byte(path, record):
+    offset, length = list(fmt.walk_records(path))[record]
+    data = bytearray(open(path, "rb").read())
+    data[offset + fmt.HEADER_BYTES + length // 2] ^= 0x01
+    open(path, "wb").write(bytes(data))
+    return offset
+
+
+def _intact(files, damaged, record):
+    """Pixels of every record that reads intact: all of the other files, the damaged one up to `record`."""
+    out = []
+    for path in files:
+        records = list(tf.data.TFRecordDataset(path).take(record if path == damaged else 10 ** 6))
+        out += [fmt.decode_example(r.numpy())["data"][0] for r in records]
+    return out
+
+
+def test_a_truncated_shard_is_refused_before_training_by_its_manifest(cifar_copy):
+    data_dir, files = cifar_copy
+    cut = files[1]
+    last = list(fmt.walk_records(cut))[-1][0]
+    with open(cut, "r+b") as f:
+        f.truncate(last)  # at a record boundary: every remaining record reads intact
+    with pytest.raises(DataError) as caught:
+        get_data(tfr_hps(data_dir))
+    message = str(caught.value)
+    assert message.startswith(f"{cut} holds {last} bytes, train-r05.manifest.json says ") and "(truncated)" in message
+    verify_command = f"python -m tfrecords_tools.verify {shlex.quote(data_dir)}"
+    assert f"re-convert the set with tfrecords_tools (`{verify_command}` lists what else is damaged)" in message
+    assert "\n" not in message
+    # A set without a manifest (the original's published TFRecords) is read as it is.
+    os.remove(os.path.join(data_dir, "train", "train-r05.manifest.json"))
+    assert get_data(tfr_hps(data_dir)).train_files == tuple(files)
+
+
+@pytest.mark.parametrize("split, record", [("train", 1), ("validation", 0)])
+def test_a_corrupt_record_in_a_later_shard_names_the_file_and_the_fix(cifar_copy, split, record):
+    data_dir, _ = cifar_copy
+    files = sorted(str(p) for p in (Path(data_dir) / split).glob("*.tfrecords"))
+    damaged = files[-1]
+    offset = _flip_data_byte(damaged, record)
+    splits = get_data(tfr_hps(data_dir))
+    assert (splits.train_files if split == "train" else splits.test_files) == tuple(files)
+    stream = splits.train if split == "train" else splits.test
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(damaged)) as caught:
+        take_batches(stream, 40)
+    line = locate_damage(files, caught.value)
+    verify_command = f"python -m tfrecords_tools.verify {shlex.quote(data_dir)}"
+    assert line == (f"{damaged}: record {record} at byte {offset}: the data fails its checksum; the rest of the file "
+                    f"cannot be read: run `{verify_command}` to list every damaged record and re-convert the set, "
+                    f"or pass --skip_corrupt_records to skip damaged records")
+    assert locate_damage(files, caught.value, skip_flag=None).endswith("and re-convert the set")
+
+
+def test_a_shard_cut_inside_a_record_header_stops_training_naming_it(cifar_copy):
+    """TensorFlow's reader takes a file that ends inside a record header for a clean end of file."""
+    data_dir, files = cifar_copy
+    os.remove(os.path.join(data_dir, "train", "train-r05.manifest.json"))  # as the original's sets
+    cut = files[2]
+    last = list(fmt.walk_records(cut))[-1][0]
+    with open(cut, "r+b") as f:
+        f.truncate(last + 7)
+    n_read = sum(1 for _ in tf.data.TFRecordDataset(cut))  # no error: it just stops
+    splits = get_data(tfr_hps(data_dir))
+    with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+        take_batches(splits.train, 40)
+    assert locate_damage(splits.train_files, caught.value).startswith(
+        f"{cut}: record {n_read} at byte {last}: truncated: the file ends 7 bytes "
+        f"into the 12-byte record header; the rest of the file cannot be read: run `python -m tfrecords_tools.verify "
+        f"{shlex.quote(data_dir)}`")
+
+
+def test_tensorflows_own_error_is_traced_to_its_file(cifar_copy):
+    """A DataLossError from a plain TFRecordDataset names no file; locate_damage finds it."""
+    data_dir, files = cifar_copy
+    offset = _flip_data_byte(files[1], 2)
+    with pytest.raises(tf.errors.DataLossError) as caught:
+        for _ in tf.data.TFRecordDataset(files):
+            pass
+    assert files[1] not in caught.value.message
+    assert locate_damage(files, caught.value).startswith(
+        f"{files[1]}: record 2 at byte {offset}: the data fails its checksum; run `python -m tfrecords_tools.verify "
+        f"{shlex.quote(data_dir)}`")
+    assert locate_damage(files, tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")) is None
+    assert locate_damage(files, ValueError("a bug")) is None
+
+
+def test_skip_corrupt_records_reads_every_intact_record_and_counts_the_rest(cifar_copy, capfd):
+    data_dir, files = cifar_copy
+    damaged = files[0]
+    _flip_data_byte(damaged, 2)
+    intact = _intact(files, damaged, 2)
+    lost = len(list(fmt.walk_records(damaged))) - 2
+    hps = tfr_hps(data_dir, skip_corrupt_records=True)
+    splits = get_data(hps)
+    assert splits.skipped_summary() is None
+    # Training passes are not mixed by the shuffle: the first pass is every intact record once.
+    it = iter(splits.train)
+    first_pass = [next(it)[0].numpy()[0].tobytes() for _ in range(len(intact))]
+    assert sorted(first_pass) == sorted(intact)
+    passes = int(splits.skipped.counts.numpy()[0])
+    assert passes >= 1 and splits.skipped_summary() == (
+        f"data: skipped {lost * passes} records ({int(splits.skipped.counts.numpy()[2])} bytes) of damaged TFRecord "
+        f"files in {passes} reads so far (--skip_corrupt_records; the 'data: skipped' lines name the files)")
+    assert f"data: skipped the rest of {damaged} after record 2" in capfd.readouterr().err
+    # The stream's position still saves and restores (data_loaders.position) with the count outside it.
+    expected = [next(it)[0].numpy() for _ in range(6)]
+    again = iter(get_data(hps).train)
+    for _ in range(len(intact)):
+        next(again)
+    prefix = tf.train.Checkpoint(iterator=again).write(os.path.join(data_dir, "position"))
+    restored = iter(get_data(hps).train)
+    tf.train.Checkpoint(iterator=restored).read(prefix).assert_consumed()
+    for want in expected:
+        np.testing.assert_array_equal(next(restored)[0].numpy(), want)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The registry and the layering of the packages.
+
+def test_a_new_problem_is_one_registry_entry(cifar_tfr, monkeypatch):
+    monkeypatch.setitem(problems.REGISTRY, "my_photos", problems.Problem(
+        "my_photos", problems.TFRECORDS, image_size=32, n_classes=1, n_test=3, data_dir=cifar_tfr[0]))
+    hps = HParams(problem="my_photos", n_levels=2, n_batch_train=1)
+    assert hps.image_shape == (32, 32, 3) and hps.n_classes == 1
+    splits = get_data(hps)
+    x, _ = take_batches(splits.test, splits.test_its)
+    assert sorted(keys(x)) == sorted(cifar_tfr[1]["validation"])
+
+
+def test_the_original_per_problem_defaults():
+    """openai/glow train.py's -1 defaults and get_data.py's folders and validation sizes."""
+    sizes = {name: HParams(problem=name).image_shape[0] for name in problems.with_default_size()}
+    assert sizes == {"mnist": 32, "fashion_mnist": 32, "cifar10": 32, "imagenet-oord": 64, "imagenet": 256,
+                     "celeba": 256, "lsun_realnvp": 64, "lsun": 256}
+    assert {n: HParams(problem=n).n_classes for n in sizes} == {
+        "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "imagenet-oord": 1000, "imagenet": 1000, "celeba": 1,
+        "lsun_realnvp": 1, "lsun": 1}
+    assert [problems.find(n).default_n_test(8) for n in ("celeba", "imagenet", "lsun", "lsun_realnvp")] == \
+        [3000, 50000, 2400, 2400]
+    assert problems.find("celeba").data_dir == "/mnt/host/celeba-reshard-tfr"
+    assert problems.find("tfds:mnist").source == problems.TFDS and problems.find("nope") is None
+
+
+def _imports(package):
+    """(module file, imported module name) for every import statement in a package, at any depth."""
+    root = Path(__file__).resolve().parent.parent / package
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                yield from ((path.name, alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                yield path.name, node.module
+
+
+def test_packages_stack_one_way():
+    assert [(f, m) for f, m in _imports("data_loaders") if m.split(".")[0] == "glow_tf"] == []
+    assert [(f, m) for f, m in _imports("tfrecords_tools") if m.split(".")[0] in ("glow_tf", "data_loaders")] == []
+    code = ("import sys, data_loaders, data_loaders.problems, tfrecords_tools.format, tfrecords_tools.verify, "
+            "tfrecords_tools.celeba; print(sorted(m for m in ('tensorflow', 'glow_tf') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "[]", out.stderr
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -361,7 +526,7 @@ def test_lsun_96_and_128_run_from_256_shards(tmp_path):
     """The original's LSUN 96/128 commands: per-GPU batches 7 and 4, read from 256x256 (r08) shards."""
     images = [fx.centre_resize(path, 256) for path, _ in fx.samples("imagenet")[:3]]
     for split in ("train", "validation"):
-        write_records(str(tmp_path / "tower" / split / tfrecords.shard_name(split, 8, 0, 1)),
+        write_records(str(tmp_path / "tower" / split / fmt.shard_name(split, 8, 0, 1)),
                       [(img, 0) for img in images])
     # 96: 64 * 32^2 // 96^2 = 7 per GPU, outside the original's test table; 6 divides LSUN's 300.
     for size, batch, test_batch in ((128, 4, 2), (96, 7, 6)):

@@ -1,4 +1,4 @@
-"""glow_tf.evaluate (issue 5): agrees with train.py's validation, and its Monte Carlo error behaves."""
+"""glow_tf.tools.evaluate: agrees with train.py's validation, and its Monte Carlo error behaves."""
 
 import json
 import os
@@ -9,7 +9,8 @@ import tensorflow as tf
 
 import train
 from data_loaders import get_data
-from glow_tf import checkpoints, evaluate
+from glow_tf.tools import common, evaluate
+from glow_tf.training import checkpoints
 from tests.data_fixtures import needs_fashion
 
 pytestmark = needs_fashion
@@ -57,21 +58,21 @@ def test_standard_error_of_the_draws_shrinks_with_more_draws(trained):
 
 def test_cli_writes_json_and_polyak_weights_differ(trained, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    assert evaluate.main(["--restore_path", trained, "--draws", "2", "--output", str(out)]) == 0
+    assert common.run(evaluate.PROG, evaluate.main, [trained, "--draws", "2", "--output", str(out)]) == 0
     raw = json.loads(out.read_text())
     assert raw["weights"] == "raw" and raw["n_images"] == 40 and "bits/dim" in capsys.readouterr().out
-    assert evaluate.main(["--restore_path", trained, "--draws", "2", "--ema", "--output", str(out)]) == 0
+    assert common.run(evaluate.PROG, evaluate.main, [trained, "--draws", "2", "--ema", "--output", str(out)]) == 0
     polyak = json.loads(out.read_text())
     assert polyak["weights"] == "polyak" and polyak["bits_x"] != raw["bits_x"]
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--restore_path", "/nonexistent/run"], "no checkpoint at /nonexistent/run"),
-    (["--draws", "0"], "draws=0 must be at least 1"),
+    (["/nonexistent/run"], "no checkpoint at /nonexistent/run"),
+    (["--draws", "0"], "--draws 0 must be at least 1"),
 ])
 def test_bad_input_is_one_clear_error(trained, args, message, capsys):
-    argv = args if args[0] == "--restore_path" else ["--restore_path", trained] + args
-    assert evaluate.main(argv) == 2
+    argv = args if not args[0].startswith("--") else [trained] + args
+    assert common.run(evaluate.PROG, evaluate.main, argv) == 2
     assert message in capsys.readouterr().err
 
 

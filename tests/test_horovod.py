@@ -3,7 +3,9 @@ ranks stay bit-identical while training on different data, and the logged loss i
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -30,19 +32,23 @@ HELPER = textwrap.dedent("""
     import tensorflow as tf
     sys.path.insert(0, os.environ["GLOW_ROOT"])
     import train
+    from glow_tf.training import distributed, trainer
+    from glow_tf.training.state import STATS
+    from glow_tf.training.steps import FLAGS
 
     out, argv = sys.argv[1], sys.argv[2:]
     records, trainers = [], []
 
-    real_init = train.init_distributed
+    real_init = distributed.init_distributed
     def init_distributed():
         dist = real_init()
         real_mean = dist.allreduce_mean
         def allreduce_mean(tensors):
             tensors = list(tensors)
             averaged = real_mean(tensors)
-            if len(tensors) == 1 and tensors[0].shape == (len(train.STATS),):  # the stats, not gradients
-                tf.py_function(lambda a, b: records.append((a.numpy(), b.numpy())),
+            # The stats of training steps (with the flags) and of validation steps, not gradients.
+            if len(tensors) == 1 and tensors[0].shape in ((len(STATS),), (len(STATS) + len(FLAGS),)):
+                tf.py_function(lambda a, b: records.append((a.numpy()[:len(STATS)], b.numpy()[:len(STATS)])),
                                [tensors[0], averaged[0]], [])
             return averaged
         dist.allreduce_mean = allreduce_mean
@@ -55,13 +61,13 @@ HELPER = textwrap.dedent("""
             dump("after")
         dist.broadcast = broadcast
         return dist
-    train.init_distributed = init_distributed
+    distributed.init_distributed = init_distributed
 
-    real_start = train.Trainer.start
+    real_start = trainer.Trainer.start
     def start(self, *args):
         trainers.append(self)
         return real_start(self, *args)
-    train.Trainer.start = start
+    trainer.Trainer.start = start
 
     code = train.main(argv)
     t = trainers[0]
@@ -126,3 +132,39 @@ def test_two_ranks_stay_identical_and_log_the_rank_average(tmp_path):
         assert line["loss"] == f"{steps[:, 0].mean():.4f}"
     # Only rank 0 writes logs.
     assert len([n for n in os.listdir(logdir) if n.startswith("events.out")]) == 1
+
+
+def test_sigterm_to_horovodrun_stops_every_rank_after_the_same_step(tmp_path):
+    """horovodrun forwards SIGTERM to its ranks: they agree on one step, rank 0 saves it with both ranks'
+    data positions, and the same command resumes it."""
+    logdir = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env.pop("HOROVOD_RANK", None)
+    runner = HOROVODRUN if os.path.exists(HOROVODRUN) else shutil.which("horovodrun")
+    # 80 steps per epoch on 2 ranks.
+    command = [runner, "-np", "2", "-H", "localhost:2", sys.executable, os.path.join(ROOT, "train.py"),
+               *TINY[:-2], "--epochs", "3", "--n_train", "640", "--logdir", str(logdir)]
+    proc = subprocess.Popen(command + ["--verbose"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # rank 0's --verbose lines: "[0]<stdout>:<n_processed> <seconds> [stats]"
+        body = line.split(">:", 1)[-1]
+        if body.split(" ", 1)[0].isdigit() and "[" in body and int(body.split(" ", 1)[0]) >= 100 * 8:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out = proc.stdout.read()
+    proc.wait(timeout=600)
+    stops = re.findall(r"stopped by (\w+) at step (\d+)", out)
+    assert stops, out[-3000:]
+    step = int(stops[0][1])
+    assert 100 < step < 160
+    assert os.path.exists(logdir / "checkpoints" / f"ckpt-{step}.index")
+    positions = os.listdir(logdir / "checkpoints" / "data_position")
+    for rank in (0, 1):
+        assert any(n.endswith(f"rank{rank}of2-{step}.index") for n in positions), positions
+    assert re.findall(r"\[1\]<stderr>:.*Traceback", out) == [], out[-3000:]
+
+    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"resumed from {logdir}/checkpoints/ckpt-{step}" in resumed.stdout
+    with open(logdir / "train.txt") as f:
+        assert [line["epoch"] for line in map(json.loads, f.readlines()[1:])] == [1, 2]

@@ -1,4 +1,4 @@
-"""glow_tf.optim against NumPy transcriptions of openai/glow optim.py (spec §3.2-3.4)."""
+"""glow_tf.training.optim against NumPy transcriptions of openai/glow optim.py (adam, adamax, polyak)."""
 
 import os
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf.optim import GlowOptimizer, PolyakAverage, warmup_lr
+from glow_tf.training.optim import GlowOptimizer, PolyakAverage, warmup_lr
 
 SHAPES = [(3, 3, 5, 4), (1, 4), (7,)]
 

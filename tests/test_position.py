@@ -10,7 +10,6 @@ from glow_tf.hparams import HParams
 from tests.data_fixtures import needs_fashion
 
 
-
 def stream(seed=1):
     """A small pipeline with the parts the real ones have: a reshuffling seeded shuffle, a repeat, a
     parallel map and a prefetch buffer."""

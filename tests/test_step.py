@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from glow_tf.actnorm import ddi
 from glow_tf.hparams import AFFINE, INVCONV, INVCONV_LU
-from glow_tf.optim import tf_variable
+from glow_tf.training.optim import tf_variable
 from glow_tf.step import FlowStep
 from tests import flow_checks
 

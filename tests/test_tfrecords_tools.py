@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -14,7 +15,9 @@ import tensorflow as tf
 from data_loaders import get_data
 from glow_tf.hparams import HParams
 from tests import data_fixtures as fx
-from tfrecords_tools import celeba, cli, imagenet_oord, images, lsun, shards, verify
+from tfrecords_tools import celeba, cli, imagenet_oord, images, lsun, verify
+from tfrecords_tools import format as fmt
+from tfrecords_tools.errors import ConversionError, DamagedFile
 
 QUIET = ["--workers", "0", "--quiet"]
 
@@ -36,7 +39,9 @@ def test_images_class_folders_round_trip_with_lods(tmp_path):
     truth = fx.class_folders(str(tmp_path / "in"))
     images.main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--resolution", "32",
                  "--lods", "0", "--shards", "3"] + QUIET)
-    assert len(os.listdir(tmp_path / "out" / "train")) == 3 * 4  # r05, r04, r03, r02
+    names = os.listdir(tmp_path / "out" / "train")
+    assert len([n for n in names if n.endswith(".tfrecords")]) == 3 * 4  # r05, r04, r03, r02
+    assert sorted(n for n in names if n.endswith(".json")) == [f"train-r0{r}.manifest.json" for r in (2, 3, 4, 5)]
     written = read_set(str(tmp_path / "out"), "train", 5)
     expect = {pix.tobytes(): label for pix, label in truth.values()}
     assert {img.tobytes(): label for img, label, _ in written} == expect
@@ -90,13 +95,9 @@ def test_celeba_from_pggan_record_transposes_chw(tmp_path):
     pictures = [fx.centre_resize(p, 16) for p, _ in fx.samples("imagenet")[:5]]
     attrs = [tuple(int(v) for v in rng.choice([-1, 1], 40)) for _ in pictures]
     path = str(tmp_path / "celebahq-r04.tfrecords")
-    with tf.io.TFRecordWriter(path) as w:
-        for img, attr in zip(pictures, attrs):
-            chw = img.transpose(2, 0, 1)
-            feature = {"shape": tf.train.Feature(int64_list=tf.train.Int64List(value=chw.shape)),
-                       "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chw.tobytes()])),
-                       "attr": tf.train.Feature(int64_list=tf.train.Int64List(value=attr))}
-            w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    # PGGAN's dataset_tool layout: CHW pixels, no label.
+    chw = [img.transpose(2, 0, 1) for img in pictures]
+    fx.write_records(path, [fmt.encode_example(c.shape, c.tobytes(), None, a) for c, a in zip(chw, attrs)])
     celeba.main(["--input", path, "--output", str(tmp_path / "out"), "--resolution", "16", "--lods", "1",
                  "--n-validation", "2", "--shards", "1"] + QUIET)
     valid = read_set(str(tmp_path / "out"), "validation", 4)  # the first records, in shuffled order
@@ -126,7 +127,7 @@ def test_celeba_wrong_attribute_file(tmp_path, case, message):
         fx.write_attr_file(attr_file, {k: v for k, v in attrs.items() if k != "000008.jpg"})
     else:
         attr_file = str(tmp_path / "nope.txt")
-    with pytest.raises(shards.ConversionError, match=message):
+    with pytest.raises(ConversionError, match=message):
         celeba.main(["--input", folder, "--attr", attr_file, "--output", str(tmp_path / "out"),
                      "--n-validation", "3"] + QUIET)
     assert not os.path.exists(tmp_path / "out")
@@ -203,7 +204,7 @@ def test_bad_images_are_skipped_and_counted_or_stop_with_strict(tmp_path):
     train = reports[0]
     assert train.written == {32: 12} and len(train.skipped) == 3
     assert any("small.png" in s and "expected 32x32" in s for s in train.skipped)
-    with pytest.raises(shards.ConversionError, match=r"unreadable image .*(cut|small|text)\.png"):
+    with pytest.raises(ConversionError, match=r"unreadable image .*(cut|small|text)\.png"):
         imagenet_oord.main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "strict"),
                             "--shards", "2", "--strict"] + QUIET)
     # Nothing half-done: no shard and no temporary file of the failed run.
@@ -214,11 +215,14 @@ def test_existing_shards_are_refused_unless_overwrite(tmp_path):
     fx.class_folders(str(tmp_path / "in"), count=6)
     args = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--resolution", "8"] + QUIET
     images.main(args + ["--shards", "3"])
-    with pytest.raises(shards.ConversionError, match=r"train-r03-s-0000-of-0003.tfrecords already exists.*--overwrite"):
+    with pytest.raises(ConversionError, match=r"train-r03-s-0000-of-0003.tfrecords already exists.*--overwrite"):
         images.main(args)
     images.main(args + ["--shards", "2", "--overwrite"])
     assert sorted(os.listdir(tmp_path / "out" / "train")) == ["train-r03-s-0000-of-0002.tfrecords",
-                                                               "train-r03-s-0001-of-0002.tfrecords"]
+                                                               "train-r03-s-0001-of-0002.tfrecords",
+                                                               "train-r03.manifest.json"]
+    manifest = fmt.read_manifest(str(tmp_path / "out" / "train"), "train", 3)
+    assert sorted(manifest.files) == ["train-r03-s-0000-of-0002.tfrecords", "train-r03-s-0001-of-0002.tfrecords"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -233,9 +237,9 @@ def test_images_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, messag
     (tmp_path / "EMPTY").mkdir()
     fx.class_folders(str(tmp_path / "IN"), count=2)
     argv = [str(tmp_path / a) if a in ("MISSING", "EMPTY", "IN") else a for a in argv]
-    status = cli.run(images.main, argv + ["--output", str(tmp_path / "out")] + QUIET)
+    status = cli.run(images.main, images.PROG, argv + ["--output", str(tmp_path / "out")] + QUIET)
     err = capsys.readouterr().err.strip()
-    assert status == 2 and "\n" not in err
+    assert status == 2 and "\n" not in err and err.startswith("tfrecords_tools.images: error: ")
     assert re.search(message, err), err
 
 
@@ -253,29 +257,248 @@ def test_verify_reports_corrupt_record_and_missing_shard(tmp_path):
     reports = verify.verify(str(tmp_path / "out"))
     errors = reports[0].errors
     assert any("missing shard train-r05-s-0002-of-0003.tfrecords" in e for e in errors)
-    assert any(e.startswith(str(target)) and "record 1 is corrupt" in e for e in errors), errors
+    assert any(e.startswith(str(target)) and re.search(r"record 1 at byte \d+: the data fails its checksum", e)
+               for e in errors), errors
     assert verify.main(["--input", str(tmp_path / "out")]) == 1
 
 
-def test_pggan_reader_decodes_what_tensorflow_wrote(tmp_path):
-    img = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    path = str(tmp_path / "x.tfrecords")
-    with tf.io.TFRecordWriter(path) as w:
-        w.write(shards.example_bytes(img, 7, [-1] * 20 + [1] * 20))
-        w.write(shards.example_bytes(img, 2 ** 40, None))
-    offsets = shards.index_records(path)
-    first = shards.decode_example(shards.read_record_at(path, offsets[0]))
-    assert first["shape"] == [2, 3, 4] and first["label"] == [7] and first["attr"] == [-1] * 20 + [1] * 20
-    assert first["data"] == [img.tobytes()]
-    assert shards.decode_example(shards.read_record_at(path, offsets[1]))["label"] == [2 ** 40]
-    with open(path, "ab") as f:
-        f.write(b"\x10\x00")
-    with pytest.raises(shards.ConversionError, match="truncated after record 2"):
-        shards.index_records(path)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_module(*argv, timeout=120):
+    """`python -m <argv>` from the repository, as a user runs it; stderr without TensorFlow's C++ log lines
+    (which TF_CPP_MIN_LOG_LEVEL does not silence before absl is initialised)."""
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=timeout,
+                            cwd=REPO, env=env)
+    result.stderr = "".join(line for line in result.stderr.splitlines(keepends=True)
+                            if not re.match(r"WARNING: All log messages before absl|[IWE]\d{4} ", line))
+    return result
 
 
 @pytest.mark.parametrize("module", ["celeba", "lsun", "imagenet_oord", "images", "verify"])
-def test_every_cli_has_help(module):
-    out = subprocess.run([sys.executable, "-m", f"tfrecords_tools.{module}", "--help"], capture_output=True,
-                         text=True, timeout=60, cwd=os.path.dirname(os.path.dirname(__file__)))
+def test_every_cli_has_help_that_stands_alone(module):
+    out = run_module(f"tfrecords_tools.{module}", "--help")
     assert out.returncode == 0 and "--input" in out.stdout
+    assert "§" not in out.stdout and "issue 1" not in out.stdout
+    assert not re.search(r"--[a-z]+-[a-z]", out.stdout), "kebab-case aliases are hidden"
+
+
+# -----------------------------------------------------------------------------------------------------------
+# The format module against TensorFlow's own encoder, decoder and writer.
+
+def test_encode_example_parses_in_tensorflow_and_decode_reads_what_tensorflow_wrote():
+    img = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    attr = [-1] * 20 + [1] * 20
+    parsed = tf.train.Example.FromString(fmt.encode_example(img.shape, img.tobytes(), 2 ** 40, attr)).features.feature
+    assert list(parsed["shape"].int64_list.value) == [2, 3, 4]
+    assert parsed["data"].bytes_list.value == [img.tobytes()]
+    assert list(parsed["label"].int64_list.value) == [2 ** 40] and list(parsed["attr"].int64_list.value) == attr
+    pggan = tf.train.Example.FromString(fmt.encode_example((3, 2, 2), b"x" * 12, None)).features.feature
+    assert sorted(pggan.keys()) == ["data", "shape"]
+
+    def int64s(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "shape": int64s([2, 3, 4]), "label": int64s([7]), "attr": int64s(attr),
+        "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[img.tobytes()]))}))
+    assert fmt.decode_example(example.SerializeToString()) == {"shape": [2, 3, 4], "label": [7], "attr": attr,
+                                                              "data": [img.tobytes()]}
+    with pytest.raises(fmt.FormatError):
+        fmt.decode_example(b"\x0a\xff\x01")  # a field longer than the message
+
+
+def test_framing_is_byte_for_byte_tensorflows_and_every_record_is_found(tmp_path):
+    payloads = [b"", b"a", bytes(range(256)) * 40, b"last"]
+    path = str(tmp_path / "tf.tfrecords")
+    with tf.io.TFRecordWriter(path) as writer:
+        for p in payloads:
+            writer.write(p)
+    with open(path, "rb") as f:
+        written = f.read()
+    assert b"".join(fmt.frame(p) for p in payloads) == written
+    assert fmt.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    frames = list(fmt.walk_records(path, check_data=True))
+    assert [length for _, length in frames] == [len(p) for p in payloads]
+    assert [fmt.read_record(path, offset) for offset, _ in frames] == payloads
+
+
+def _damage(path, how, frames):
+    """Damage the third record of a file: cut inside its header or its data, or flip a length or data byte."""
+    offset, length = frames[2]
+    data = bytearray(open(path, "rb").read())
+    if how == "cut in header":
+        data = data[:offset + 5]
+    elif how == "cut in data":
+        data = data[:offset + fmt.HEADER_BYTES + length // 2]
+    else:
+        data[offset + 1 if how == "flipped length" else offset + fmt.HEADER_BYTES + 3] ^= 0x10
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    return offset
+
+
+@pytest.mark.parametrize("how, reason", [
+    ("cut in header", "truncated: the file ends 5 bytes into the 12-byte record header"),
+    ("cut in data", "truncated: the record needs"),
+    ("flipped length", "the length field fails its checksum"),
+    ("flipped data", "the data fails its checksum"),
+])
+def test_walk_records_finds_the_damaged_record(tmp_path, how, reason):
+    path = str(tmp_path / "x.tfrecords")
+    fx.write_records(path, [b"record %d" % i * 50 for i in range(5)])
+    offset = _damage(path, how, list(fmt.walk_records(path)))
+    with pytest.raises(DamagedFile, match=re.escape(reason)) as caught:
+        list(fmt.walk_records(path, check_data=True))
+    assert (caught.value.index, caught.value.offset, caught.value.path) == (2, offset, path)
+
+
+# -----------------------------------------------------------------------------------------------------------
+# verify: every record, its framing and the manifest.
+
+def converted(tmp_path, count=10, shards=3, resolution="16", split="train"):
+    fx.class_folders(str(tmp_path / "in"), count=count)
+    images.main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--resolution", resolution,
+                 "--shards", str(shards), "--split", split] + QUIET)
+    return tmp_path / "out"
+
+
+@pytest.mark.parametrize("how", ["cut in header", "cut in data"])
+def test_verify_catches_a_shard_truncated_mid_record(tmp_path, how):
+    out = converted(tmp_path)
+    target = out / "train" / "train-r04-s-0001-of-0003.tfrecords"
+    offset = _damage(str(target), how, list(fmt.walk_records(str(target))))
+    if how == "cut in header":  # TensorFlow's reader alone takes this for a clean end of file
+        assert len(list(tf.data.TFRecordDataset(str(target)))) == 2
+    os.remove(out / "train" / "train-r04.manifest.json")  # as for the original's published sets
+    errors = verify.verify(str(out))[0].errors
+    assert errors == [f"{target}: record 2 at byte {offset}: truncated: " + errors[0].split("truncated: ")[1]]
+    assert errors[0].endswith("the rest of the file is unreadable")
+    assert verify.main([str(out)]) == 1
+
+
+def test_verify_takes_the_folder_as_the_readme_writes_it(tmp_path):
+    out = converted(tmp_path)
+    ok = run_module("tfrecords_tools.verify", str(out))
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("manifest: OK"), ok.stdout + ok.stderr
+    assert run_module("tfrecords_tools.verify", "--input", str(out)).returncode == 0
+    none = run_module("tfrecords_tools.verify")
+    assert none.returncode == 2 and none.stderr.strip() == "tfrecords_tools.verify: error: give the folder to " \
+                                                           "check: verify FOLDER"
+    missing = run_module("tfrecords_tools.verify", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and missing.stderr.strip() == f"tfrecords_tools.verify: error: " \
+                                                                 f"{tmp_path / 'nowhere'} is not a folder"
+
+
+def test_the_manifest_holds_each_shards_records_and_bytes_and_verify_checks_it(tmp_path):
+    out = converted(tmp_path, count=10, shards=3)
+    folder = out / "train"
+    manifest = fmt.read_manifest(str(folder), "train", 4)
+    files = sorted(folder.glob("*.tfrecords"))
+    assert manifest.files == {f.name: (sum(1 for _ in tf.data.TFRecordDataset(str(f))), f.stat().st_size)
+                              for f in files}
+    assert manifest.n_records == 10
+    # Cut one file at a record boundary: every remaining record is intact, only the manifest knows.
+    target = files[1]
+    offset = list(fmt.walk_records(str(target)))[-1][0]
+    target.write_bytes(target.read_bytes()[:offset])
+    errors = verify.verify(str(out))[0].errors
+    assert errors[0] == (f"{target} holds {offset} bytes, train-r04.manifest.json says "
+                         f"{manifest.files[target.name][1]} (truncated)")
+    assert re.fullmatch(rf"{target}: \d+ records, train-r04.manifest.json says \d+", errors[1])
+
+
+# -----------------------------------------------------------------------------------------------------------
+# Converters: what users got wrong, each one line.
+
+def test_every_image_unreadable_is_an_error_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        (tmp_path / "in" / f"broken{i}.png").write_bytes(b"not a png")
+    status = cli.run(images.main, images.PROG, ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                                                "--resolution", "8"] + QUIET)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert err[-1].startswith("tfrecords_tools.images: error: none of the 3 input images of split 'train' could "
+                              "be read, e.g. ") and "broken" in err[-1]
+    assert os.listdir(tmp_path / "out" / "train") == []  # no shard, no manifest, no temporary file
+
+
+def test_class_labels_are_the_same_in_separately_converted_splits(tmp_path):
+    chosen = fx.samples("cifar10")
+    for split, labels in (("train", (1, 3, 5)), ("validation", (3, 5))):
+        for path, label in chosen:
+            if label in labels:
+                folder = tmp_path / split / f"class{label}"
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, folder)
+        images.main(["--input", str(tmp_path / split), "--output", str(tmp_path / "out"), "--resolution", "32",
+                     "--split", split] + QUIET)
+    classes = (tmp_path / "out" / "classes.txt").read_text()
+    assert classes == "0 class1\n1 class3\n2 class5\n"
+    # Each image keeps its class's label from the list, also in the split that lacks class1.
+    truth = {fx.pixels(p).tobytes(): [1, 3, 5].index(label) for p, label in chosen if label in (1, 3, 5)}
+    for split in ("train", "validation"):
+        for image, label, _ in read_set(str(tmp_path / "out"), split, 5):
+            assert truth[image.tobytes()] == label
+    # A class the list does not know is refused, and the list stays as it was.
+    extra = tmp_path / "test" / "class7"
+    extra.mkdir(parents=True)
+    shutil.copy(chosen[0][0], extra)
+    with pytest.raises(ConversionError, match=r"has class folder 'class7', which .*classes.txt does not list"):
+        images.main(["--input", str(tmp_path / "test"), "--output", str(tmp_path / "out"), "--resolution", "32",
+                     "--split", "validation", "--overwrite"] + QUIET)
+    assert (tmp_path / "out" / "classes.txt").read_text() == classes
+
+
+def test_output_that_is_a_file_is_one_line_error(tmp_path):
+    fx.class_folders(str(tmp_path / "in"), count=2)
+    (tmp_path / "out").write_text("my notes")
+    result = run_module("tfrecords_tools.images", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                        "--resolution", "8", "--workers", "0", "--quiet")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"tfrecords_tools.images: error: --output {tmp_path / 'out'} is a file; give "
+                                     f"a folder (it is created if missing)")
+    assert (tmp_path / "out").read_text() == "my notes"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (needs root, as on the project's machines; skipped elsewhere)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_disk_full_is_one_line_and_loses_nothing(tmp_path, small_disk):
+    for name, count in (("small", 2), ("big", 8)):
+        (tmp_path / name).mkdir()
+        for path, _ in fx.samples("imagenet")[:count]:
+            shutil.copy(path, tmp_path / name)
+    out = small_disk / "tfr"
+    images.main(["--input", str(tmp_path / "small"), "--output", str(out), "--resolution", "64"] + QUIET)
+    before = {p.name: p.read_bytes() for p in (out / "train").iterdir()}
+    # 8 photos at 256x256 and every lower level (about 2 MiB) do not fit in what is left.
+    result = run_module("tfrecords_tools.images", "--input", str(tmp_path / "big"), "--output", str(out),
+                        "--resolution", "256", "--lods", "0", "--overwrite", "--workers", "0", "--quiet")
+    assert result.returncode == 2
+    assert re.fullmatch(rf"tfrecords_tools.images: error: no space left on the device writing "
+                        rf"{out}/train/train-r0\d-s-0000-of-0001.tfrecords \(\d+\.\d KiB free there\); free some "
+                        rf"space or choose another --output \(nothing that was there before was changed\)",
+                        result.stderr.strip()), result.stderr
+    assert {p.name: p.read_bytes() for p in (out / "train").iterdir()} == before  # no temporary file either
+
+
+def test_flags_are_snake_case_and_the_old_kebab_case_still_works(tmp_path):
+    folder, attr_file, _ = fx.celeba_folder(str(tmp_path), count=5)
+    common = ["--input", folder, "--attr", attr_file, "--resolution", "8", "--lods", "1", "--shards", "1"] + QUIET
+    snake = celeba.main(common + ["--output", str(tmp_path / "a"), "--n_validation", "2", "--n_train", "2"])
+    kebab = celeba.main(common + ["--output", str(tmp_path / "b"), "--n-validation", "2", "--n-train", "2"])
+    assert [(r.split, r.written) for r in snake] == [(r.split, r.written) for r in kebab] == \
+        [("train", {8: 2}), ("validation", {8: 2})]
+    bad = run_module("tfrecords_tools.celeba", "--input", folder, "--output", str(tmp_path / "c"), "--n_valid", "x")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "tfrecords_tools.celeba: error: argument --n_validation: invalid int value: 'x'"

@@ -8,7 +8,6 @@ subpixel whose dequantisation noise fell within float32 rounding of a bin edge.
 
 import dataclasses
 import json
-import math
 import shutil
 
 import numpy as np
@@ -16,9 +15,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from glow_tf import Glow, convert_tf1, export, interpolate, manipulate, sample, tools_common
+from glow_tf import Glow, images, samples
 from glow_tf.hparams import tiny
-from glow_tf.optim import PolyakAverage
+from glow_tf.tools import common, convert_tf1, export, interpolate, manipulate, sample
+from glow_tf.training.optim import PolyakAverage
+from tests import data_fixtures as fx
 from tests.flow_checks import randomize_weights
 from tests.images import foolbox_data_dir, imagenet_samples
 
@@ -59,7 +60,7 @@ def photos():
 
 
 def assert_reconstructs(actual, expected):
-    """Equal but for at most 2% of subpixels, each off by at most one level (spec §2.12, float32 edges)."""
+    """Equal but for at most 2% of subpixels, each off by at most one level (model.py encode/decode, float32 edges)."""
     diff = np.abs(actual.astype(int) - expected.astype(int))
     assert diff.max() <= 1, f"reconstruction off by {diff.max()} levels"
     assert np.mean(diff > 0) <= 0.02, f"{np.mean(diff > 0):.1%} of subpixels differ"
@@ -73,7 +74,7 @@ def opened(path):
 
 def run_tool(module, argv, capsys):
     """(exit status, stderr) of a tool's CLI, as `python -m` would run it."""
-    code = tools_common.run(module.PROG, module.main, argv)
+    code = common.run(module.PROG, module.main, argv)
     return code, capsys.readouterr().err
 
 
@@ -114,9 +115,9 @@ def test_sample_ema_uses_the_polyak_average(checkpoint, tmp_path, capsys):
 
 def test_sample_labels_are_columns_mod_n_y_as_the_original():
     hps = dataclasses.replace(TINY, ycond=True, n_y=2)
-    np.testing.assert_array_equal(sample.labels(hps, 9), [0, 1, 0, 0, 1, 0, 0, 1, 0])
-    np.testing.assert_array_equal(sample.labels(hps, 4, y=1), [1, 1, 1, 1])
-    np.testing.assert_array_equal(sample.labels(TINY, 4), [0, 0, 0, 0])
+    np.testing.assert_array_equal(samples.grid_labels(hps, 9), [0, 1, 0, 0, 1, 0, 0, 1, 0])
+    np.testing.assert_array_equal(samples.grid_labels(hps, 4, y=1), [1, 1, 1, 1])
+    np.testing.assert_array_equal(samples.grid_labels(TINY, 4), [0, 0, 0, 0])
 
 
 def test_sample_class_conditional_label_changes_the_image(tmp_path):
@@ -140,7 +141,7 @@ def test_mix_is_the_demos_linear_interpolation():
 
 def test_interpolation_end_points_reconstruct_the_inputs(checkpoint, photos):
     _, model = checkpoint
-    images = tools_common.read_images(photos, TINY.image_shape)
+    images = common.read_images(photos, TINY.image_shape)
     frames = interpolate.interpolate(model, images, steps=5)
     assert frames.shape == (2, 5, 8, 8, 3) and frames.dtype == np.uint8
     assert_reconstructs(frames[0, 0], images[0])
@@ -157,7 +158,7 @@ def test_interpolate_cli_writes_strip_and_gif(checkpoint, photos, tmp_path):
     interpolate.main([logdir, *photos, "--output", str(strip), "--gif", str(gif), "--steps", "4"])
     pixels = np.asarray(opened(strip))
     assert pixels.shape == (2 * 8, 4 * 8, 3)  # one row per pair, one column per step
-    images = tools_common.read_images(photos, TINY.image_shape)
+    images = common.read_images(photos, TINY.image_shape)
     assert_reconstructs(pixels[:8, :8], images[0])
     assert_reconstructs(pixels[:8, -8:], images[1])
     assert_reconstructs(pixels[8:, -8:], images[2])
@@ -168,18 +169,11 @@ def test_interpolate_cli_writes_strip_and_gif(checkpoint, photos, tmp_path):
 
 # -------------------------------------------------------------------------------------------- manipulate
 def write_attr_records(path, images, attrs, labels=None):
-    """TFRecords in the original format (spec §4.1): shape, data, label and CelebA's attr int64[40]."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for i, image in enumerate(images):
-            feature = {
-                "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=image.shape)),
-                "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
-                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0 if labels is None else labels[i]])),
-            }
-            if attrs is not None:
-                feature["attr"] = tf.train.Feature(int64_list=tf.train.Int64List(value=attrs[i]))
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    """TFRecords in the original format (openai/glow data_loaders/get_data.py): shape, data, label and
+    CelebA's attr int64[40]."""
+    labels = [0] * len(images) if labels is None else labels
+    fx.write_records(str(path), [(image, label, *([attrs[i]] if attrs is not None else []))
+                                 for i, (image, label) in enumerate(zip(images, labels))])
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +250,7 @@ def directions(checkpoint, celeba, tmp_path_factory):
 
 def test_manipulation_with_alpha_zero_is_the_reconstruction(checkpoint, directions, photos):
     _, model = checkpoint
-    image = tools_common.read_image(photos[2], TINY.image_shape)
+    image = common.read_image(photos[2], TINY.image_shape)
     _, deltas = manipulate.load_directions(str(directions), TINY)
     strips = manipulate.manipulate(model, image, deltas, alphas=[-1.0, 0.0, 1.0])
     assert strips.shape == (2, 3, 8, 8, 3)
@@ -269,7 +263,7 @@ def test_apply_cli_writes_one_strip_per_attribute(checkpoint, directions, photos
     written = manipulate.main(["apply", checkpoint[0], photos[0], "--directions", str(directions),
                                "--output", str(tmp_path), "--steps", "3"])
     assert [p.rsplit("_", 1)[-1] for p in written] == ["Smiling.png", "Eyeglasses.png"]
-    image = tools_common.read_image(photos[0], TINY.image_shape)
+    image = common.read_image(photos[0], TINY.image_shape)
     for path in written:
         strip = np.asarray(opened(path))
         assert strip.shape == (8, 3 * 8, 3)
@@ -334,7 +328,8 @@ def test_checkpoint_of_another_configuration_is_refused(checkpoint, tmp_path, ca
     for tool, argv in ((sample, [str(logdir), "--output", str(tmp_path / "s")]),
                        (interpolate, [str(logdir), "a.png", "b.png", "--output", str(tmp_path / "i.png")])):
         code, err = run_tool(tool, argv, capsys)
-        assert code == 2 and "does not match the model of its hparams" in err and "Traceback" not in err
+        assert code == 2 and "does not fit this model" in err and "Traceback" not in err
+        assert "hparams.json" in err and "where the model has" in err  # names the file and the differences
 
 
 def test_missing_checkpoint_is_refused(tmp_path, capsys):
@@ -346,11 +341,13 @@ def test_missing_checkpoint_is_refused(tmp_path, capsys):
 def test_help_describes_the_tool(module, capsys):
     with pytest.raises(SystemExit) as exit_info:
         module.main(["--help"])
-    assert exit_info.value.code == 0 and "spec §" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and out.startswith(f"usage: python -m {module.PROG}")
+    assert " ".join(module.__doc__.split()[:8]) in " ".join(out.split())  # the docstring explains the tool
 
 
 def test_grid_is_ceil_sqrt_wide_row_by_row():
-    images = np.arange(5)[:, None, None, None] * np.ones((5, 2, 2, 1), np.uint8)
-    mosaic = tools_common.grid(images)
-    assert mosaic.shape == (4, 6, 1) and math.ceil(math.sqrt(5)) == 3
+    pictures = np.arange(5)[:, None, None, None] * np.ones((5, 2, 2, 1), np.uint8)
+    mosaic = images.grid(pictures)
+    assert mosaic.shape == (4, 6, 1)  # ceil(sqrt(5)) = 3 columns, 2 rows
     np.testing.assert_array_equal(mosaic[::2, ::2, 0], [[0, 1, 2], [3, 4, 0]])

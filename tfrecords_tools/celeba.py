@@ -1,18 +1,20 @@
-"""CelebA-HQ -> TFRecords for `--problem celeba` (port of generate.py's CelebA path, spec §4.2).
+"""CelebA-HQ -> TFRecords for `--problem celeba` (port of openai/glow data_loaders/generate_tfr/generate.py,
+dump_celebahq).
 
 Two inputs:
   * a folder of images (e.g. CelebA-HQ's 30,000 faces), sorted by name, with CelebA's attribute file
     (`--attr list_attr_celeba.txt`: 40 attributes of +-1 per image -> `attr` int64[40]). Images are
     matched to attribute rows by file name, by name without extension, or through CelebA-HQ's
-    `--image-list image_list.txt` (its idx -> orig_file columns) when the HQ files are numbered;
+    `--image_list image_list.txt` (its idx -> orig_file columns) when the HQ files are numbered;
   * a PGGAN-style TFRecord (`--input celebahq-r08.tfrecords`): records of `shape` CHW, `data`, `attr`[40],
     transposed to HWC here.
 As the original: the first 3,000 images become validation and the next 27,000 train; every level of
 detail from --resolution down to 4x4 is written (2x2 mean pooling); 120 train and 40 validation shards;
-label 0. Without an attribute source no `attr` is written (like the downloadable celeba-tfr, issue #112).
+label 0. Without an attribute source no `attr` is written (like the downloadable celeba-tfr,
+openai/glow#112).
 
     python -m tfrecords_tools.celeba --input celeba_hq_256/ --attr list_attr_celeba.txt \\
-        --image-list image_list.txt --output celeba-tfr
+        --image_list image_list.txt --output celeba-tfr
 """
 
 from __future__ import annotations
@@ -22,12 +24,41 @@ import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import (ConversionError, Item, Spec, folder_images, index_records,
-                                    parse_attr_file)
+from tfrecords_tools import format as fmt
+from tfrecords_tools.errors import ConversionError, DamagedFile
+from tfrecords_tools.imaging import Spec
+from tfrecords_tools.inputs import Item, folder_images
+
+PROG = "tfrecords_tools.celeba"
 
 SHARDS = {"train": 120, "validation": 40}
 N_VALIDATION = 3000
 N_TRAIN = 27000
+
+
+def parse_attr_file(path: str) -> Dict[str, Tuple[int, ...]]:
+    """CelebA's list_attr_celeba.txt: count, 40 names, then `name v1..v40` with values 1 or -1.
+
+    Returns {image name: 40 ints}; any deviation is a ConversionError naming the line.
+    """
+    if not os.path.isfile(path):
+        raise ConversionError(f"attribute file {path} does not exist")
+    with open(path) as f:
+        lines = [line.split() for line in f if line.strip()]
+    if len(lines) < 2 or not lines[0] or not lines[0][0].isdigit():
+        raise ConversionError(f"{path}: line 1 must be the image count (CelebA's list_attr_celeba.txt format)")
+    count = int(lines[0][0])
+    if len(lines[1]) != fmt.N_ATTR:
+        raise ConversionError(f"{path}: line 2 must name {fmt.N_ATTR} attributes, found {len(lines[1])}")
+    attrs = {}
+    for number, fields in enumerate(lines[2:], start=3):
+        values = fields[1:]
+        if len(values) != fmt.N_ATTR or any(v not in ("1", "-1") for v in values):
+            raise ConversionError(f"{path}: line {number} must be a name and {fmt.N_ATTR} values of 1 or -1")
+        attrs[fields[0]] = tuple(int(v) for v in values)
+    if len(attrs) != count:
+        raise ConversionError(f"{path}: line 1 says {count} images, the file lists {len(attrs)}")
+    return attrs
 
 
 def parse_image_list(path: str) -> Dict[int, str]:
@@ -71,35 +102,40 @@ def folder_items(folder: str, attr_file: Optional[str], image_list_file: Optiona
             missing.append(os.path.basename(p))
         items.append(Item("file", p, attr=attr))
     if missing:
-        how = "through --image-list" if image_list is not None else "by file name"
+        how = "through --image_list" if image_list is not None else "by file name"
         raise ConversionError(f"{attr_file}: no attributes for {len(missing)} images matched {how}, e.g. "
                               f"{missing[0]} (is it the right attribute file?)")
     return items
 
 
 def record_items(path: str) -> List[Item]:
-    return [Item("tfrecord", path, key=offset, name=f"record {i}") for i, offset in enumerate(index_records(path))]
+    """One item per record of a PGGAN-style TFRecord file; ConversionError if its framing is damaged."""
+    try:
+        offsets = fmt.index_records(path)
+    except DamagedFile as err:
+        raise ConversionError(f"{err} (a damaged or truncated input file)") from None
+    return [Item("tfrecord", path, key=offset, name=f"record {i}") for i, offset in enumerate(offsets)]
 
 
 def split_items(items: Sequence[Item], n_validation: int, n_train: Optional[int]) -> Dict[str, List[Item]]:
     """The original's split: the first n_validation items, then up to n_train more."""
     if len(items) <= n_validation:
         raise ConversionError(f"{len(items)} input images leave none for training after {n_validation} "
-                              f"validation images; lower --n-validation")
+                              f"validation images; lower --n_validation")
     end = len(items) if n_train is None else n_validation + n_train
     return {"train": list(items[n_validation:end]), "validation": list(items[:n_validation])}
 
 
 def main(argv: Optional[Sequence[str]] = None):
-    p = cli.parser(__doc__, resolution=256, lods=0, shards=SHARDS)
-    p.add_argument("--attr", help="CelebA list_attr_celeba.txt (folder input)")
-    p.add_argument("--image-list", help="CelebA-HQ image_list.txt, to find the attributes of numbered HQ files")
-    p.add_argument("--n-validation", type=int, default=N_VALIDATION, help="first N images (default 3000)")
-    p.add_argument("--n-train", type=int, default=N_TRAIN, help="next N images (default 27000; 0 = all the rest)")
+    p = cli.parser(PROG, __doc__, resolution=256, lods=0, shards=SHARDS)
+    p.flag("--attr", help="CelebA list_attr_celeba.txt (folder input)")
+    p.flag("--image_list", help="CelebA-HQ image_list.txt, to find the attributes of numbered HQ files")
+    p.flag("--n_validation", type=int, default=N_VALIDATION, help="first N images (default 3000)")
+    p.flag("--n_train", type=int, default=N_TRAIN, help="next N images (default 27000; 0 = all the rest)")
     args = p.parse_args(argv)
     if os.path.isfile(args.input):
         if args.attr or args.image_list:
-            raise ConversionError("--attr/--image-list apply to a folder input; a PGGAN record holds its attr")
+            raise ConversionError("--attr/--image_list apply to a folder input; a PGGAN record holds its attr")
         items = record_items(args.input)
     else:
         items = folder_items(args.input, args.attr, args.image_list)
@@ -109,4 +145,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli.run(main))
+    raise SystemExit(cli.run(main, PROG))

@@ -1,4 +1,10 @@
-"""Command-line pieces shared by the converters: the common flags and one-line error reporting."""
+"""What the converters and verify share on the command line: the flags, the help layout and the error path.
+
+Flags are snake_case like openai/glow train.py's; the kebab-case spellings of earlier versions
+(`--image-list`, `--n-validation`, `--max-errors`, ...) still work and are left out of --help. A user
+error, from argparse or from the code (`ToolError`), is one line `<prog>: error: <message>` and exit
+status 2; anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +13,63 @@ import os
 import sys
 from typing import Callable, Dict, Optional, Sequence
 
-from tfrecords_tools.shards import ConversionError, Spec, convert, summary
+from tfrecords_tools.errors import ConversionError, ToolError
+from tfrecords_tools.imaging import Spec
+from tfrecords_tools.writer import convert, summary
 
 # Where the original had no shard count (our `images` converter): shards of about this many images.
 IMAGES_PER_SHARD = 1024
 
 
-def parser(description: str, *, resolution: Optional[int], lods: int, shards: Optional[Dict[str, int]],
-           with_split: bool = False, split: Optional[str] = None,
-           resolution_help: Optional[str] = None) -> argparse.ArgumentParser:
-    """argparse with the flags every converter shares (issue 3): input, output, resolution, lods,
-    shards, seed, split (`with_split`, for inputs without splits of their own), workers, overwrite,
-    strict. A None default leaves the choice to the converter, which says so in `resolution_help`."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help="input folder or file (see above)")
-    p.add_argument("--output", required=True, help="output folder; shards go to <output>/<split>/")
-    p.add_argument("--resolution", type=int, default=resolution,
-                   help=resolution_help or f"largest resolution written (default {resolution})")
-    p.add_argument("--lods", type=int, default=lods,
-                   help=f"resolutions written, halving by 2x2 mean pooling; 0 = all down to 4x4 (default {lods})")
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other user error of these commands."""
+
+    def __init__(self, prog: str, description: str):
+        super().__init__(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def flag(self, name: str, **kwargs):
+        """add_argument for a snake_case flag, with its kebab-case spelling as a hidden alias (a flag of
+        its own, so that an error names the spelling the user typed)."""
+        action = self.add_argument(name, **kwargs)
+        if "_" in name:
+            alias = dict(kwargs, help=argparse.SUPPRESS, default=argparse.SUPPRESS, dest=action.dest)
+            alias.pop("required", None)
+            self.add_argument(name.replace("_", "-"), **alias)
+        return action
+
+
+def parser(prog: str, description: str, *, resolution: Optional[int], lods: int,
+           shards: Optional[Dict[str, int]], with_split: bool = False, split: Optional[str] = None,
+           resolution_help: Optional[str] = None) -> Parser:
+    """The flags every converter shares: input, output, resolution, lods, shards, seed, split
+    (`with_split`, for inputs without splits of their own), workers, overwrite, strict, quiet. A None
+    default leaves the choice to the converter, which says so in `resolution_help`."""
+    p = Parser(prog, description)
+    p.flag("--input", required=True, help="input folder or file (see above)")
+    p.flag("--output", required=True, help="output folder (created if missing); shards go to <output>/<split>/")
+    p.flag("--resolution", type=int, default=resolution,
+           help=resolution_help or f"largest resolution written (default {resolution})")
+    p.flag("--lods", type=int, default=lods,
+           help=f"resolutions written, halving by 2x2 mean pooling; 0 = all down to 4x4 (default {lods})")
     default_shards = ",".join(f"{k}={v}" for k, v in shards.items()) if shards else None
-    p.add_argument("--shards", default=default_shards,
-                   help=f"shards per split: N for every split or split=N,... (default "
-                        f"{default_shards or f'one per {IMAGES_PER_SHARD} images'})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the shard assignment (default 0)")
+    p.flag("--shards", default=default_shards,
+           help=f"shards per split: N for every split or split=N,... (default "
+                f"{default_shards or f'one per {IMAGES_PER_SHARD} images'})")
+    p.flag("--seed", type=int, default=0, help="seed of the shard assignment (default 0)")
     if with_split:
-        p.add_argument("--split", default=split, choices=("train", "validation"),
-                       help=f"split to write, for an input without splits of its own (default "
-                            f"{split or 'validation if the input name has _val, else train'})")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="decoding processes (default: one per CPU; 0 = in this process)")
-    p.add_argument("--overwrite", action="store_true", help="replace shards that already exist")
-    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of "
-                                                         "skipping it with a warning")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.flag("--split", default=split, choices=("train", "validation"),
+               help=f"split to write, for an input without splits of its own (default "
+                    f"{split or 'validation if the input name has _val, else train'})")
+    p.flag("--workers", type=int, default=os.cpu_count() or 1,
+           help="decoding processes (default: one per CPU; 0 = in this process)")
+    p.flag("--overwrite", action="store_true",
+           help="replace shards that already exist (only once the new ones are complete)")
+    p.flag("--strict", action="store_true",
+           help="stop at the first unreadable image instead of skipping it with a warning")
+    p.flag("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -64,14 +93,16 @@ def shard_counts(value: Optional[str], splits: Sequence[str], defaults: Dict[str
     return counts
 
 
-def run(main: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequence[str]] = None) -> int:
-    """Call main(argv); print a ConversionError as one line on stderr and return exit status 2."""
+def run(main: Callable[[Optional[Sequence[str]]], object], prog: str,
+        argv: Optional[Sequence[str]] = None) -> int:
+    """Call main(argv): its integer result is the exit status (0 for anything else); a ToolError is
+    printed as one line on stderr with exit status 2."""
     try:
-        main(argv)
-    except ConversionError as err:
-        print(f"error: {err}", file=sys.stderr)
+        result = main(argv)
+    except ToolError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 def write(splits: Dict[str, Sequence], output: str, spec: Spec, shards: Dict[str, int], args: argparse.Namespace):

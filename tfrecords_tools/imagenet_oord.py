@@ -1,5 +1,5 @@
-"""Oord et al.'s downsampled ImageNet -> TFRecords for `--problem imagenet-oord` (port of imagenet_oord.py,
-spec §4.2).
+"""Oord et al.'s downsampled ImageNet -> TFRecords for `--problem imagenet-oord` (port of openai/glow
+data_loaders/generate_tfr/imagenet_oord.py).
 
 `--input` holds the PNG folders of the official tarballs, `train_32x32/` and `valid_32x32/` (64 likewise;
 `--resolution` picks them). Images must already be R x R (a wrong size is a bad image: skipped with a
@@ -16,7 +16,11 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import ConversionError, Item, Spec, folder_images, require_folder
+from tfrecords_tools.errors import ConversionError
+from tfrecords_tools.imaging import Spec
+from tfrecords_tools.inputs import Item, folder_images, require_folder
+
+PROG = "tfrecords_tools.imagenet_oord"
 
 SHARDS = {"train": 2000, "validation": 80}
 FOLDERS = {"train": "train_{r}x{r}", "validation": "valid_{r}x{r}"}
@@ -48,8 +52,8 @@ def folder_items(folder: str, labels: Optional[Dict[str, int]], labels_file: str
 
 
 def main(argv: Optional[Sequence[str]] = None):
-    p = cli.parser(__doc__, resolution=32, lods=1, shards=SHARDS, with_split=True, split="train")
-    p.add_argument("--labels", help="text file of `<png name> <label>` lines (default: label 0)")
+    p = cli.parser(PROG, __doc__, resolution=32, lods=1, shards=SHARDS, with_split=True, split="train")
+    p.flag("--labels", help="text file of `<png name> <label>` lines (default: label 0)")
     args = p.parse_args(argv)
     require_folder(args.input)
     labels = read_labels(args.labels) if args.labels else None
@@ -66,4 +70,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli.run(main))
+    raise SystemExit(cli.run(main, PROG))

@@ -1,4 +1,5 @@
-"""LSUN -> TFRecords for `--problem lsun` and `--problem lsun_realnvp` (port of lsun.py, spec §4.2).
+"""LSUN -> TFRecords for `--problem lsun` and `--problem lsun_realnvp` (port of openai/glow
+data_loaders/generate_tfr/lsun.py).
 
 Inputs (`--input`):
   * an lmdb of the official export (a folder with data.mdb; keys are image ids, values JPEG/WebP bytes);
@@ -23,7 +24,11 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from tfrecords_tools import cli
-from tfrecords_tools.shards import ConversionError, Item, Spec, folder_images, list_images, open_lmdb
+from tfrecords_tools.errors import ConversionError
+from tfrecords_tools.imaging import Spec
+from tfrecords_tools.inputs import Item, folder_images, list_images, open_lmdb
+
+PROG = "tfrecords_tools.lsun"
 
 SHARDS = {"train": 2560, "validation": 1}
 SPLIT_SUFFIX = {"train": "train", "validation": "val"}
@@ -61,10 +66,10 @@ def find_splits(folder: str, category: Optional[str]) -> Dict[str, str]:
 
 
 def main(argv: Optional[Sequence[str]] = None):
-    p = cli.parser(__doc__, resolution=None, lods=1, shards=SHARDS, with_split=True,
+    p = cli.parser(PROG, __doc__, resolution=None, lods=1, shards=SHARDS, with_split=True,
                    resolution_help="side of the crop (default 256), or with --realnvp the shorter side (96)")
-    p.add_argument("--category", default="", help="LSUN category (bedroom, church_outdoor, tower, ...)")
-    p.add_argument("--realnvp", action="store_true", help="RealNVP mode: shorter side 96, uncropped")
+    p.flag("--category", default="", help="LSUN category (bedroom, church_outdoor, tower, ...)")
+    p.flag("--realnvp", action="store_true", help="RealNVP mode: shorter side 96, uncropped")
     args = p.parse_args(argv)
     resolution = args.resolution or (96 if args.realnvp else 256)
     if not os.path.exists(args.input):
@@ -86,4 +91,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli.run(main))
+    raise SystemExit(cli.run(main, PROG))

@@ -1,11 +1,11 @@
 """Import an openai/glow TF1 checkpoint (tf.train.Saver, e.g. the released abl-*/lsun-rnvp-* models).
 
-    python -m glow_tf.convert_tf1 abl-1x1-aff/model_best_loss.ckpt --output logs/abl-1x1-aff \\
+    python -m glow_tf.tools.convert_tf1 abl-1x1-aff/model_best_loss.ckpt --output logs/abl-1x1-aff \\
         --problem cifar10 --image_size 32 --n_levels 3 --depth 32 --flow_permutation 2 --flow_coupling 1 \\
         --learntop
 
 The model flags are train.py's (the original's, so an openai command line carries over; `--preset`
-starts from one of our presets). Every variable of the model is read by its original name (spec §2.13):
+starts from one of our presets). Every variable of the model is read by its original name (openai/glow model.py's variable scopes):
 
     model/<level>/<step>/actnorm_center/b, .../actnorm_scale/logs          flow-step actnorm
     model/<level>/<step>/invconv/W | invconv/{P,L,U,sign_S,log_S} | shuffle/indices[_inverse]
@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
-import json
 import os
 import re
 import sys
@@ -34,15 +32,13 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from glow_tf import tools_common
-from glow_tf.tools_common import ToolError
+from glow_tf import hparams
+from glow_tf.errors import ConfigError
+from glow_tf.tools import common
 
-PROG = "glow_tf.convert_tf1"
+PROG = "glow_tf.tools.convert_tf1"
 EMA_SUFFIX = "/ExponentialMovingAverage"
 SHOWN = 8  # names listed per kind of problem in an error message
-FLAG_TYPES = {"int": int, "float": float, "str": str, "Optional[int]": int}  # HParams annotations
-
-
 def variable_map(model) -> Dict[str, object]:
     """{original TF1 name: our variable} for every variable of `model` except the DDI flags."""
     from glow_tf.invconv import InvConv1x1, InvConv1x1LU, ShufflePermute
@@ -126,15 +122,15 @@ def read_tf1(path: str):
     prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
     if not prefix or not tf.io.gfile.exists(prefix + ".index"):
         hint = " (no `checkpoint` file there names one)" if os.path.isdir(path) else ""
-        raise ToolError(f"no TF1 checkpoint at {path}{hint}: expected a prefix such as "
+        raise ConfigError(f"no TF1 checkpoint at {path}{hint}: expected a prefix such as "
                         f"logdir/model_best_loss.ckpt (with .index and .data files next to it)")
     try:
         reader = tf.train.load_checkpoint(prefix)
         shapes = reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as err:
-        raise ToolError(f"{prefix}: unreadable checkpoint ({str(err).splitlines()[0]})") from None
+        raise ConfigError(f"{prefix}: unreadable checkpoint ({str(err).splitlines()[0]})") from None
     if "_CHECKPOINTABLE_OBJECT_GRAPH" in shapes:
-        raise ToolError(f"{prefix} is a TF2 object-based checkpoint (e.g. from our train.py), which the "
+        raise ConfigError(f"{prefix} is a TF2 object-based checkpoint (e.g. from our train.py), which the "
                         f"tools read directly; {PROG} converts openai/glow's TF1 checkpoints")
     return reader, {name: list(shape) for name, shape in shapes.items()}
 
@@ -152,12 +148,12 @@ def import_tf1(model, reader, shapes: Dict[str, list], ema: bool = False) -> Non
     problems = [f"{len(items)} {what}: {_listing(items)}" for what, items in
                 (("missing", missing), ("unexpected", unexpected), ("of another shape", mismatched)) if items]
     if problems:
-        raise ToolError("the checkpoint does not match the configuration (" + "; ".join(problems) +
+        raise ConfigError("the checkpoint does not match the configuration (" + "; ".join(problems) +
                         f"). The checkpoint looks like: {describe(shapes)}")
     if ema:
         lacking = sorted(n for n, v in expected.items() if v.trainable and n + EMA_SUFFIX not in shapes)
         if lacking:
-            raise ToolError(f"--ema: no Polyak average for {len(lacking)} trainable variables: {_listing(lacking)}")
+            raise ConfigError(f"--ema: no Polyak average for {len(lacking)} trainable variables: {_listing(lacking)}")
     for name, variable in expected.items():
         source = name + EMA_SUFFIX if ema and variable.trainable else name
         variable.assign(np.asarray(reader.get_tensor(source)).astype(variable.dtype))
@@ -167,7 +163,7 @@ def import_tf1(model, reader, shapes: Dict[str, list], ema: bool = False) -> Non
             if perm is not None:
                 indices, inverse = perm.numpy(), step.permutation.indices_inverse.numpy()
                 if sorted(indices) != list(range(len(indices))) or not np.array_equal(inverse, np.argsort(indices)):
-                    raise ToolError(f"{layer.name}/{step.name}: shuffle/indices is not a permutation with "
+                    raise ConfigError(f"{layer.name}/{step.name}: shuffle/indices is not a permutation with "
                                     f"indices_inverse its inverse")
     # The original had no DDI flag: a saved model is an initialised one.
     for layer in model._flatten_layers():
@@ -179,66 +175,45 @@ def save(model, hps, output: str, overwrite: bool = False) -> str:
     """Write `model` as <output>/checkpoints/ckpt-0 with hparams.json, the layout of train.py."""
     import tensorflow as tf
 
-    from glow_tf.checkpoints import CHECKPOINT_DIR, HPS_FILE
+    from glow_tf.training import checkpoints
 
-    folder = os.path.join(output, CHECKPOINT_DIR)
-    if tf.train.latest_checkpoint(folder) and not overwrite:
-        raise ToolError(f"{folder} already holds a checkpoint; pass --overwrite or choose another --output")
-    os.makedirs(folder, exist_ok=True)
+    folder = os.path.join(output, checkpoints.CHECKPOINT_DIR)
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ConfigError(f"--output {output} is a file, not a folder")
+    if checkpoints.candidates(folder) and not overwrite:
+        raise ConfigError(f"{folder} already holds a checkpoint; pass --overwrite or choose another --output")
     for where in (folder, output):
-        with open(os.path.join(where, HPS_FILE), "w") as f:
-            json.dump(dataclasses.asdict(hps), f, indent=1, sort_keys=True)
+        checkpoints.save_hparams(where, hps)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), folder, max_to_keep=1,
-                                         checkpoint_name="ckpt")
-    return manager.save(checkpoint_number=0)
+                                         checkpoint_name=checkpoints.LATEST_NAME)
+    return checkpoints.save(manager, checkpoints.LATEST_NAME, 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The tool's flags plus every HParams field as the original's flag (unset ones keep the preset's)."""
-    from glow_tf.hparams import PRESETS, HParams
-
-    p = tools_common.parser(PROG, __doc__)
+    """The tool's flags plus train.py's model flags (the original's, with its defaults)."""
+    p = common.parser(PROG, __doc__)
     p.add_argument("tf1_checkpoint", help="TF1 checkpoint prefix (e.g. logdir/model_best_loss.ckpt) or its folder")
     p.add_argument("--output", required=True, help="logdir to write <output>/checkpoints/ckpt-0 into")
     p.add_argument("--ema", action="store_true", help="import the Polyak averages instead of the raw weights")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --output")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="start from this preset instead of the "
-                                                            "original's train.py defaults")
-    flags = p.add_argument_group("model flags (train.py's, with the original's defaults)")
-    for field in dataclasses.fields(HParams):
-        default = field.default
-        if isinstance(default, bool):
-            if default:
-                continue  # our loop options that default to on; irrelevant to the weights
-            flags.add_argument(f"--{field.name}", action="store_true", default=argparse.SUPPRESS)
-        else:
-            kind = FLAG_TYPES[str(field.type)]
-            flags.add_argument(f"--{field.name}", type=kind, default=argparse.SUPPRESS,
-                               help=f"default {default!r}")
+    hparams.add_flags(p.add_argument_group("model flags (train.py's, with the original's defaults)"))
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None):
     import tensorflow as tf
 
-    from glow_tf.hparams import PRESETS, HParams
     from glow_tf.model import Glow
 
-    args = vars(build_parser().parse_args(argv))
-    tool = {k: args.pop(k) for k in ("tf1_checkpoint", "output", "ema", "overwrite", "preset")}
-    base = PRESETS[tool["preset"]]() if tool["preset"] else HParams()
-    try:
-        hps = dataclasses.replace(base, **args)
-    except ValueError as err:
-        raise ToolError(str(err)) from None
-    reader, shapes = read_tf1(tool["tf1_checkpoint"])
+    hps, tool = hparams.parse_flags(build_parser(), argv)
+    reader, shapes = read_tf1(tool.tf1_checkpoint)
     tf.keras.utils.set_random_seed(0)  # only the (overwritten) initial values are random
     model = Glow(hps)
-    import_tf1(model, reader, shapes, ema=tool["ema"])
-    prefix = save(model, hps, tool["output"], tool["overwrite"])
-    print(f"wrote {prefix} ({len(variable_map(model))} variables from {tool['tf1_checkpoint']})")
+    import_tf1(model, reader, shapes, ema=tool.ema)
+    prefix = save(model, hps, tool.output, tool.overwrite)
+    print(f"wrote {prefix} ({len(variable_map(model))} variables from {tool.tf1_checkpoint})")
     return prefix
 
 
 if __name__ == "__main__":
-    sys.exit(tools_common.run(PROG, main))
+    sys.exit(common.run(PROG, main))

@@ -1,4 +1,4 @@
-"""Horovod, or one process with the same interface (spec §3.7).
+"""Horovod, or one process with the same interface (openai/glow train.py: hvd.init, allreduce, broadcast).
 
 train.py and the evaluator run the same code path in one process and under `horovodrun -np N`:
 `init_distributed()` returns a Horovod rank when the process was started by a launcher, else rank 0 of 1,
@@ -12,7 +12,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.optim import tf_variable
+from glow_tf.errors import GlowError
+from glow_tf.training.optim import tf_variable
 
 LAUNCHER_ENV = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
 
@@ -34,6 +35,9 @@ class SingleProcess:
 
     def allgather(self, array: np.ndarray) -> np.ndarray:
         return array
+
+    def all_ok(self, ok: bool) -> bool:
+        return bool(ok)
 
 
 class HorovodProcess:
@@ -58,14 +62,18 @@ class HorovodProcess:
         return self.hvd.allreduce(tf.convert_to_tensor(array), op=self.hvd.Sum).numpy()
 
     def broadcast(self, variables):
-        # Horovod 0.28 needs tf.Variables; Keras 3 variables are unwrapped (shared/reference notes).
+        # Horovod 0.28 needs tf.Variables; Keras 3 variables are unwrapped .
         self.hvd.broadcast_variables([tf_variable(v) for v in variables], root_rank=0)
 
     def allgather(self, array: np.ndarray) -> np.ndarray:
         return self.hvd.allgather(tf.convert_to_tensor(array)).numpy()
 
+    def all_ok(self, ok: bool) -> bool:
+        """True on every rank when `ok` is true on every rank (a collective: all ranks must call it)."""
+        return int(self.allreduce_sum(np.array([int(bool(ok))]))[0]) == self.size
 
-class DistributedError(RuntimeError):
+
+class DistributedError(GlowError):
     """Launched as one of several ranks, but Horovod cannot be used."""
 
 

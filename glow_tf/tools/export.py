@@ -1,10 +1,10 @@
 """Export a trained Glow as a TensorFlow SavedModel that plain TensorFlow can run without glow_tf.
 
-    python -m glow_tf.export logs/cifar10 --output exported/cifar10
+    python -m glow_tf.tools.export logs/cifar10 --output exported/cifar10
     python -c "import tensorflow as tf; m = tf.saved_model.load('exported/cifar10'); \\
                x = m.sample(tf.fill([4], 0.7), tf.zeros([4], tf.int32))"
 
-This replaces the demo's frozen graphs (graph_optimized.pb / graph_unoptimized.pb, spec §5), which need
+This replaces the demo's frozen graphs (graph_optimized.pb / graph_unoptimized.pb of openai/glow demo/), which need
 TF1 and, for the optimised one, the blocksparse custom ops. The SavedModel holds the weights and these
 tf.functions (also serving signatures of the same names, with outputs "z" and "x"):
 
@@ -28,10 +28,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from glow_tf import tools_common
-from glow_tf.tools_common import ToolError
+from glow_tf.errors import ConfigError
+from glow_tf.tools import common
 
-PROG = "glow_tf.export"
+PROG = "glow_tf.tools.export"
 
 
 def _module_class():
@@ -112,12 +112,12 @@ def check_export(model, path: str, seed: int = 0) -> None:
              "sample at temperature 0": (loaded.sample(tf.zeros([n]), y), model.sample(n, 0.0, y))}
     for what, (ours, theirs) in pairs.items():
         if not np.array_equal(np.asarray(ours), np.asarray(theirs)):
-            raise ToolError(f"the reloaded SavedModel's {what} differs from the model's; the export is broken")
+            raise ConfigError(f"the reloaded SavedModel's {what} differs from the model's; the export is broken")
 
 
 def main(argv: Optional[Sequence[str]] = None):
-    p = tools_common.parser(PROG, __doc__)
-    tools_common.add_checkpoint_args(p)
+    p = common.parser(PROG, __doc__)
+    common.add_checkpoint_args(p)
     p.add_argument("--output", required=True, help="SavedModel folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --output")
     p.add_argument("--no_check", action="store_true",
@@ -125,10 +125,10 @@ def main(argv: Optional[Sequence[str]] = None):
     args = p.parse_args(argv)
     if os.path.exists(args.output) and not (os.path.isdir(args.output) and not os.listdir(args.output)):
         if not args.overwrite:
-            raise ToolError(f"--output {args.output} exists and is not empty; pass --overwrite to replace it")
+            raise ConfigError(f"--output {args.output} exists and is not empty; pass --overwrite to replace it")
         if not os.path.isdir(args.output):
-            raise ToolError(f"--output {args.output} is a file, not a folder")
-    model, _ = tools_common.load(args)
+            raise ConfigError(f"--output {args.output} is a file, not a folder")
+    model, _, _ = common.load(args)
     tmp = args.output.rstrip("/") + f".tmp{os.getpid()}"
     try:
         export(model, tmp)
@@ -144,4 +144,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    sys.exit(tools_common.run(PROG, main))
+    sys.exit(common.run(PROG, main))

@@ -1,13 +1,14 @@
-"""Semantic manipulation along attribute directions: the demo's get_manipulators.py and manipulate (spec §5).
+"""Semantic manipulation along attribute directions: the demo's get_manipulators.py and manipulate
+(openai/glow demo/).
 
-    python -m glow_tf.manipulate directions logs/celeba --data celeba-tfr/ --output directions.npz
-    python -m glow_tf.manipulate apply logs/celeba face.png --directions directions.npz \\
+    python -m glow_tf.tools.manipulate directions logs/celeba --data celeba-tfr/ --output directions.npz
+    python -m glow_tf.tools.manipulate apply logs/celeba face.png --directions directions.npz \\
         --attributes Smiling,Young --alphas -1,-0.5,0,0.5,1 --output edits/
 
 `directions` encodes a labelled TFRecord set (the `attr` int64[40] that tfrecords_tools.celeba writes
 from CelebA's list_attr_celeba.txt) and, for each of the 40 CelebA attributes, takes
     delta = scale * (mean eps of the images with the attribute - mean eps of those without),
-with eps the flat standardised latents of `encode` (spec §2.12). An attribute counts as present where
+with eps the flat standardised latents of `encode` (model.py, encoder). An attribute counts as present where
 its value is positive (CelebA writes +1 and -1). The demo used scale 1.6 (--scale 1.6) and, when
 loading, flipped the signs of No_Beard and Young and scaled Narrow_Eyes by 1.2; here the default
 scale is 1 and nothing is flipped, so +alpha always means "more of the attribute as labelled" (use a
@@ -29,31 +30,17 @@ from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
-from glow_tf import tools_common
-from glow_tf.tools_common import ToolError
+from glow_tf.errors import ConfigError
+from glow_tf.files import atomic_path
+from glow_tf.hparams import model_signature
+from glow_tf.images import grid, save_png
+from glow_tf.tools import common
+from tfrecords_tools import format as tfr_format
+from tfrecords_tools.format import CELEBA_ATTRIBUTES
 
-PROG = "glow_tf.manipulate"
+PROG = "glow_tf.tools.manipulate"
 
-# The 40 attributes of CelebA's list_attr_celeba.txt, in the order of its columns and so of `attr`.
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby",
-    "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male",
-    "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose",
-    "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair",
-    "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
-)
 DEMO_SCALE = 1.6  # get_manipulators.py
-# What a directions file must share with the model that applies it (the rest cannot change eps).
-CONFIG_FIELDS = ("image_shape", "n_levels", "depth", "width", "flow_permutation", "flow_coupling",
-                 "n_bits_x", "learntop", "ycond", "n_classes")
-
-
-def model_config(hps) -> dict:
-    values = {name: getattr(hps, name) for name in CONFIG_FIELDS}
-    return {name: list(v) if isinstance(v, tuple) else v for name, v in values.items()}
-
-
 def select_attributes(requested: Optional[str], available: Sequence[str]) -> list:
     """Names from a comma-separated --attributes (all of `available` when None), checked against it."""
     if requested is None:
@@ -61,7 +48,7 @@ def select_attributes(requested: Optional[str], available: Sequence[str]) -> lis
     names = [n.strip() for n in requested.split(",") if n.strip()]
     unknown = [n for n in names if n not in available]
     if unknown or not names:
-        raise ToolError(f"unknown attribute {unknown[0] if unknown else repr(requested)}; valid names: "
+        raise ConfigError(f"unknown attribute {unknown[0] if unknown else repr(requested)}; valid names: "
                         f"{', '.join(available)}")
     return names
 
@@ -81,38 +68,33 @@ def find_records(data: str, split: str, resolution: int) -> list:
             try:
                 return list_shards(split_dir, split, resolution.bit_length() - 1)
             except DataError as err:
-                raise ToolError(str(err)) from None
+                raise ConfigError(str(err)) from None
         files = sorted(glob.glob(os.path.join(data, "*.tfrecords")))
         if not files:
-            raise ToolError(f"--data {data}: no {split}/ folder and no *.tfrecords files in it")
+            raise ConfigError(f"--data {data}: no {split}/ folder and no *.tfrecords files in it")
         return files
     files = sorted(glob.glob(data))
     if not files:
-        raise ToolError(f"--data {data}: no such file or folder, and no files match it as a pattern")
+        raise ConfigError(f"--data {data}: no such file or folder, and no files match it as a pattern")
     return files
 
 
 def _check_first_record(path: str, image_shape) -> None:
     """Refuse, before encoding anything, records without `attr` or of another size."""
-    import tensorflow as tf
-
     try:
-        raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
-    except tf.errors.OpError as err:
-        raise ToolError(f"{path}: not a readable TFRecord file ({err.message.splitlines()[0]})") from None
-    if raw is None:
-        raise ToolError(f"{path}: the file holds no records")
-    try:
-        features = tf.train.Example.FromString(raw.numpy()).features.feature
-    except Exception as err:  # protobuf's DecodeError
-        raise ToolError(f"{path}: records are not tf.train.Examples ({err})") from None
-    if "attr" not in features or len(features["attr"].int64_list.value) != len(CELEBA_ATTRIBUTES):
-        raise ToolError(f"{path}: records have no `attr` int64[{len(CELEBA_ATTRIBUTES)}] (the downloadable "
+        frame = next(tfr_format.walk_records(path), None)
+        if frame is None:
+            raise ConfigError(f"{path}: the file holds no records")
+        features = tfr_format.decode_example(tfr_format.read_record(path, frame[0]))
+    except (tfr_format.FormatError, OSError) as err:
+        raise ConfigError(f"{path}: not a readable TFRecord file of tf.train.Examples ({err})") from None
+    if tfr_format.check_example(features, need_attr=True):
+        raise ConfigError(f"{path}: records have no `attr` int64[{len(CELEBA_ATTRIBUTES)}] (the downloadable "
                         f"celeba-tfr lacks it, openai/glow issue #112); convert CelebA with "
                         f"`python -m tfrecords_tools.celeba --attr list_attr_celeba.txt`")
-    shape = tuple(features["shape"].int64_list.value) if "shape" in features else ()
+    shape = tuple(features[tfr_format.SHAPE.name])
     if shape != tuple(image_shape):
-        raise ToolError(f"{path}: images of shape {shape}, but the model takes {tuple(image_shape)} "
+        raise ConfigError(f"{path}: images of shape {shape}, but the model takes {tuple(image_shape)} "
                         f"(use the shards of the model's resolution)")
 
 
@@ -121,30 +103,33 @@ def attr_batches(files: Sequence[str], image_shape, batch: int,
     """(x uint8 [B, H, W, C], y int32 [B], attr int64 [B, 40]) from TFRecords in the original format."""
     import tensorflow as tf
 
+    from data_loaders.damage import read_batch
+    from data_loaders.tfrecords import feature_spec
+
     _check_first_record(files[0], image_shape)  # later files are checked record by record below
-    spec = {
-        "shape": tf.io.FixedLenFeature([3], tf.int64),
-        "data": tf.io.FixedLenFeature([], tf.string),
-        "label": tf.io.FixedLenFeature([1], tf.int64),
-        "attr": tf.io.FixedLenFeature([len(CELEBA_ATTRIBUTES)], tf.int64),
-    }
+    spec = feature_spec(with_attr=True)
+    data, label, attr = (tfr_format.DATA.name, tfr_format.LABEL.name, tfr_format.ATTR.name)
 
     def parse(serialized):
         f = tf.io.parse_single_example(serialized, spec)
         # A record of another size fails the reshape and is reported below, with the files read.
-        x = tf.reshape(tf.io.decode_raw(f["data"], tf.uint8), image_shape)
-        return x, tf.cast(f["label"][0], tf.int32), f["attr"]
+        x = tf.reshape(tf.io.decode_raw(f[data], tf.uint8), image_shape)
+        return x, tf.cast(f[label][0], tf.int32), f[attr]
 
     dataset = tf.data.TFRecordDataset(list(files))
     if max_images:
         dataset = dataset.take(max_images)
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(1)
-    try:
-        for x, y, attr in dataset:
-            yield x.numpy(), y.numpy(), attr.numpy()
-    except tf.errors.InvalidArgumentError as err:
-        raise ToolError(f"bad record in {', '.join(files[:3])}{' ...' if len(files) > 3 else ''}: "
-                        f"{err.message.splitlines()[0]}") from None
+    batches = iter(dataset)
+    while True:
+        try:
+            x, y, attr = read_batch(batches, files, "for the directions", skip_flag=None)
+        except StopIteration:
+            return
+        except tf.errors.InvalidArgumentError as err:  # a record that reads but does not fit the model
+            raise ConfigError(f"bad record in {', '.join(files[:3])}{' ...' if len(files) > 3 else ''}: "
+                              f"{err.message.splitlines()[0]}") from None
+        yield x.numpy(), y.numpy(), attr.numpy()
 
 
 # ----------------------------------------------------------------------------------------- directions
@@ -156,7 +141,7 @@ def compute_directions(model, batches, n_classes: int, attr_indices: Sequence[in
     for x, y, attr in batches:
         bad = y[(y < 0) | (y >= n_classes)]
         if bad.size:
-            raise ToolError(f"label {bad[0]} in the data is outside the model's n_y = {n_classes} classes")
+            raise ConfigError(f"label {bad[0]} in the data is outside the model's n_y = {n_classes} classes")
         z = np.asarray(model.encode(x, y), np.float64)  # [B, D]
         present = attr[:, attr_indices] > 0  # [B, K]
         if pos_sum is None:
@@ -167,40 +152,39 @@ def compute_directions(model, batches, n_classes: int, attr_indices: Sequence[in
         n_pos += present.sum(axis=0)
         n_neg += (~present).sum(axis=0)
     if pos_sum is None:
-        raise ToolError("the data holds no images")
+        raise ConfigError("the data holds no images")
     with np.errstate(invalid="ignore", divide="ignore"):
         delta = pos_sum / n_pos[:, None] - neg_sum / n_neg[:, None]
     return delta, n_pos, n_neg
 
 
 def save_directions(path: str, names: Sequence[str], delta: np.ndarray, n_pos, n_neg, scale: float,
-                    hps) -> str:
-    """An .npz of `names` [K], `directions` [K, D] float32 (scaled), counts, scale and model config."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez(tmp, names=np.asarray(names, dtype=str), directions=(scale * delta).astype(np.float32),
-             n_pos=np.asarray(n_pos), n_neg=np.asarray(n_neg), scale=np.float64(scale),
-             config=np.asarray(json.dumps(model_config(hps), sort_keys=True)))
-    os.replace(tmp, path)
+                    hps, extra: Optional[dict] = None) -> str:
+    """An .npz of `names` [K], `directions` [K, D] float32 (scaled), counts, scale and model config
+    (plus the arrays of `extra`, e.g. what a cache needs to know it is still valid)."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, names=np.asarray(names, dtype=str), directions=(scale * delta).astype(np.float32),
+                 n_pos=np.asarray(n_pos), n_neg=np.asarray(n_neg), scale=np.float64(scale),
+                 config=np.asarray(json.dumps(model_signature(hps), sort_keys=True)),
+                 **{key: np.asarray(value) for key, value in (extra or {}).items()})
     return path
 
 
 def load_directions(path: str, hps) -> Tuple[list, np.ndarray]:
     """(names, directions [K, D]) from `directions`, refused unless written for this model's configuration."""
     if not os.path.isfile(path):
-        raise ToolError(f"--directions {path} does not exist (make it with `{PROG} directions`)")
+        raise ConfigError(f"--directions {path} does not exist (make it with `{PROG} directions`)")
     try:
         with np.load(path, allow_pickle=False) as f:
             names, directions = [str(n) for n in f["names"]], f["directions"]
             config = json.loads(str(f["config"]))
     except (OSError, ValueError, KeyError) as err:
-        raise ToolError(f"--directions {path} is not a directions file of `{PROG} directions` ({err})") \
+        raise ConfigError(f"--directions {path} is not a directions file of `{PROG} directions` ({err})") \
             from None
-    ours = model_config(hps)
+    ours = model_signature(hps)
     diffs = [f"{k}: directions {config.get(k)!r}, model {ours[k]!r}" for k in ours if config.get(k) != ours[k]]
     if diffs:
-        raise ToolError(f"--directions {path} was computed with a model of another configuration ("
+        raise ConfigError(f"--directions {path} was computed with a model of another configuration ("
                         + "; ".join(diffs) + ")")
     return names, directions
 
@@ -217,13 +201,13 @@ def manipulate(model, image: np.ndarray, directions: np.ndarray, alphas: Sequenc
 # ----------------------------------------------------------------------------------------------- CLI
 def _directions(args) -> str:
     if args.scale <= 0:
-        raise ToolError(f"--scale {args.scale} must be positive (negative alphas reverse a direction)")
+        raise ConfigError(f"--scale {args.scale} must be positive (negative alphas reverse a direction)")
     if args.batch < 1:
-        raise ToolError(f"--batch {args.batch} must be at least 1")
+        raise ConfigError(f"--batch {args.batch} must be at least 1")
     if args.max_images is not None and args.max_images < 1:
-        raise ToolError(f"--max_images {args.max_images} must be at least 1")
+        raise ConfigError(f"--max_images {args.max_images} must be at least 1")
     names = select_attributes(args.attributes, CELEBA_ATTRIBUTES)
-    model, hps = tools_common.load(args)
+    model, hps, _ = common.load(args)
     files = find_records(args.data, args.split, hps.image_shape[0])
     batches = attr_batches(files, hps.image_shape, args.batch, args.max_images)
     delta, n_pos, n_neg = compute_directions(model, batches, hps.n_classes,
@@ -234,7 +218,7 @@ def _directions(args) -> str:
         if not (p and n):
             print(f"warning: skipping {name}: {p} images with it and {n} without", file=sys.stderr)
     if not keep.any():
-        raise ToolError("no attribute has images both with and without it; nothing to save")
+        raise ConfigError("no attribute has images both with and without it; nothing to save")
     save_directions(args.output, [n for n, k in zip(names, keep) if k], delta[keep], n_pos[keep], n_neg[keep],
                     args.scale, hps)
     print(f"wrote {args.output}: {int(keep.sum())} directions from {int(n_pos[0] + n_neg[0])} images")
@@ -243,17 +227,17 @@ def _directions(args) -> str:
 
 def _apply(args) -> list:
     if args.steps is not None and args.steps < 2:
-        raise ToolError(f"--steps {args.steps}: need at least 2")
-    model, hps = tools_common.load(args)
-    y = tools_common.check_label(hps, args.y) or 0
+        raise ConfigError(f"--steps {args.steps}: need at least 2")
+    model, hps, _ = common.load(args)
+    y = common.check_label(hps, args.y) or 0
     available, directions = load_directions(args.directions, hps)
     names = select_attributes(args.attributes, available)
-    image = tools_common.read_image(args.image, hps.image_shape)
+    image = common.read_image(args.image, hps.image_shape)
     alphas = args.alphas if args.steps is None else \
         list(np.linspace(-args.alpha_max, args.alpha_max, args.steps))
     strips = manipulate(model, image, directions[[available.index(n) for n in names]], alphas, y)
     stem = os.path.splitext(os.path.basename(args.image))[0]
-    written = [tools_common.save_png(tools_common.grid(strip, columns=len(alphas)),
+    written = [save_png(grid(strip, columns=len(alphas)),
                                      os.path.join(args.output, f"{stem}_{name}.png"))
                for name, strip in zip(names, strips)]
     print(f"wrote {len(written)} strips of alpha = {', '.join(f'{a:g}' for a in alphas)} to {args.output}")
@@ -261,12 +245,12 @@ def _apply(args) -> list:
 
 
 def main(argv: Optional[Sequence[str]] = None):
-    p = tools_common.parser(PROG, __doc__)
+    p = common.parser(PROG, __doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("directions", help="compute attribute directions from TFRecords with `attr`",
                        description="Compute delta = scale * (mean eps with the attribute - mean eps without).")
-    tools_common.add_checkpoint_args(d)
+    common.add_checkpoint_args(d)
     d.add_argument("--data", required=True,
                    help="TFRecords with `attr`: a folder (its <split>/ shards at the model's resolution, or "
                         "the *.tfrecords in it), a file or a glob pattern")
@@ -281,12 +265,12 @@ def main(argv: Optional[Sequence[str]] = None):
 
     a = sub.add_parser("apply", help="edit an image along saved directions, one strip per attribute",
                        description="Decode z + alpha * delta over a range of alpha for one image.")
-    tools_common.add_checkpoint_args(a)
+    common.add_checkpoint_args(a)
     a.add_argument("image", help="the image to edit (PNG, JPEG, ...)")
     a.add_argument("--directions", required=True, help=".npz written by the `directions` command")
     a.add_argument("--output", required=True, help="folder for the strips <image>_<attribute>.png")
     a.add_argument("--attributes", help="comma-separated attribute names (default: all in the file)")
-    a.add_argument("--alphas", type=tools_common.float_list, default=[-1.0, -0.5, 0.0, 0.5, 1.0],
+    a.add_argument("--alphas", type=common.float_list, default=[-1.0, -0.5, 0.0, 0.5, 1.0],
                    help="comma-separated alphas, one column each (default -1,-0.5,0,0.5,1)")
     a.add_argument("--steps", type=int, help="instead of --alphas: this many alphas evenly from -alpha_max "
                                              "to alpha_max (the demo's manipulate_range)")
@@ -299,4 +283,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    sys.exit(tools_common.run(PROG, main))
+    sys.exit(common.run(PROG, main))

@@ -1,9 +1,9 @@
 """Test-set bits/dim of a trained Glow, with its Monte Carlo error and the model's invertibility error.
 
-    python -m glow_tf.evaluate --restore_path logs/cifar10 [--draws 4] [--ema]
-    horovodrun -np 8 python -m glow_tf.evaluate --restore_path logs/celeba --problem celeba
+    python -m glow_tf.tools.evaluate logs/cifar10 [--draws 4] [--ema]
+    horovodrun -np 8 python -m glow_tf.tools.evaluate logs/celeba --problem celeba
 
-The original reported one pass over the validation set with one dequantisation draw per image (spec §3.8).
+The original reported one pass over the validation set with one dequantisation draw per image (train.py).
 Bits/dim of a dequantised flow is a Monte Carlo estimate: each draw of the uniform noise gives another
 value. This evaluator averages `--draws` draws per image and reports two standard errors:
   * se_draws: of the estimate, from the spread of the per-draw dataset means (shrinks as 1/sqrt(draws));
@@ -18,15 +18,21 @@ Under horovodrun each rank evaluates its shard and the sums are combined.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
 import numpy as np
 import tensorflow as tf
 
-from glow_tf import checkpoints, ops
-from glow_tf.distributed import DistributedError, configure_devices, init_distributed
+from data_loaders.damage import read_batch
+from glow_tf import hparams, ops
+from glow_tf.errors import ConfigError
+from glow_tf.files import write_json
+from glow_tf.tools import common
+from glow_tf.training import checkpoints
+from glow_tf.training.distributed import configure_devices, init_distributed
+
+PROG = "glow_tf.tools.evaluate"
 
 
 def make_eval_fns(model):
@@ -55,8 +61,11 @@ def make_eval_fns(model):
 
 
 def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstruct: bool = True,
-             progress: bool = False) -> dict:
-    """Bits/dim over `n_batches` batches of `dataset`, `draws` dequantisation draws per image."""
+             progress: bool = False, files=()) -> dict:
+    """Bits/dim over `n_batches` batches of `dataset`, `draws` dequantisation draws per image.
+
+    `files`: the TFRecord files `dataset` reads, so that a damaged one is named (data_loaders.read_batch).
+    """
     if draws < 1:
         raise ValueError(f"draws={draws} must be at least 1")
     bits_fn, recon_fn = make_eval_fns(model)
@@ -65,7 +74,7 @@ def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstr
     batches = iter(dataset)
     bar = _progress(n_batches, progress)
     for _ in range(n_batches):
-        x, y = next(batches)
+        x, y = read_batch(batches, files, "for evaluation", skip_flag=None)
         per_draw = np.stack([bits_fn(x, y).numpy() for _ in range(draws)])  # [draws, B]
         draw_sums += per_draw.sum(axis=1)
         sq_sum += float(np.sum(per_draw.mean(axis=0) ** 2))
@@ -114,39 +123,30 @@ def _progress(total, enabled):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m glow_tf.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--restore_path", required=True, help="a logdir, a checkpoint folder or a checkpoint prefix")
-    p.add_argument("--problem", help="dataset (default: the one the model was trained on)")
-    p.add_argument("--data_dir", help="data location (default: the training run's)")
-    p.add_argument("--category", help="LSUN category (default: the training run's)")
-    p.add_argument("--n_test", type=int, help="validation images (default: the problem's validation set)")
+    p = common.parser(PROG, __doc__)
+    common.add_checkpoint_args(p, seed_help="seed of the dequantisation noise (default 0)")
+    hparams.add_flags(p.add_argument_group("data flags (train.py's)"),
+                      fields=("problem", "data_dir", "category", "n_test"), overrides=True)
     p.add_argument("--draws", type=int, default=4, help="dequantisation draws per image (default: 4)")
-    p.add_argument("--ema", action="store_true", help="evaluate the Polyak-averaged weights")
-    p.add_argument("--seed", type=int, default=0, help="seed of the dequantisation noise (default: 0)")
     p.add_argument("--no_reconstruction", action="store_true", help="skip the decode(encode(x)) check")
     p.add_argument("--output", help="also write the results as JSON to this file")
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    from data_loaders import DataError, get_data
+def main(argv=None) -> dict:
+    from data_loaders import get_data
 
-    try:
-        dist = init_distributed()
-        configure_devices(dist)
-        overrides = {k: v for k, v in (("problem", args.problem), ("data_dir", args.data_dir),
-                                       ("category", args.category), ("n_test", args.n_test)) if v is not None}
-        hps = checkpoints.load_hparams(args.restore_path, **overrides)
-        model, hps, prefix = checkpoints.load_model(args.restore_path, hps=hps, ema=args.ema)
-        splits = get_data(hps, rank=dist.rank, size=dist.size)
-        tf.random.set_seed(args.seed * dist.size + dist.rank)
-        result = evaluate(model, splits.test, splits.test_its, draws=args.draws, dist=dist,
-                          reconstruct=not args.no_reconstruction, progress=dist.rank == 0)
-    except (checkpoints.CheckpointError, DataError, DistributedError, ValueError) as err:
-        print(f"evaluate: error: {err}", file=sys.stderr)
-        return 2
+    args = build_parser().parse_args(argv)
+    if args.draws < 1:
+        raise ConfigError(f"--draws {args.draws} must be at least 1")
+    dist = init_distributed()
+    configure_devices(dist)
+    hps = checkpoints.load_hparams(args.checkpoint, **hparams.overrides_of(args))
+    model, hps, prefix = checkpoints.load_model(args.checkpoint, hps=hps, ema=args.ema)
+    splits = get_data(hps, rank=dist.rank, size=dist.size)
+    tf.random.set_seed(args.seed * dist.size + dist.rank)
+    result = evaluate(model, splits.test, splits.test_its, draws=args.draws, dist=dist,
+                      reconstruct=not args.no_reconstruction, progress=dist.rank == 0, files=splits.test_files)
     result.update(checkpoint=prefix, problem=hps.problem, weights="polyak" if args.ema else "raw",
                   n_ranks=dist.size)
     if dist.rank == 0:
@@ -158,10 +158,9 @@ def main(argv=None) -> int:
                   f"changed subpixels {100 * result['recon_changed_fraction']:.4f}%, "
                   f"non-finite reconstructions: {result['recon_nonfinite_images']} of {result['n_images']} images")
         if args.output:
-            with open(args.output, "w") as f:
-                json.dump(result, f, indent=1)
-    return 0
+            write_json(args.output, result)
+    return result
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.run(PROG, main))

@@ -1,4 +1,4 @@
-"""The original's optimizers and Polyak averaging (openai/glow optim.py; spec §3.2-3.4).
+"""The original's optimizers and Polyak averaging (openai/glow optim.py: adam, adamax, adam2, polyak).
 
 Keras' Adam/Adamax do not reproduce the original update, so this is a direct port:
 
@@ -12,7 +12,7 @@ Keras' Adam/Adamax do not reproduce the original update, so this is a direct por
 
 Both classes are `tf.Module`s holding plain `tf.Variable`s, so a `tf.train.Checkpoint` saves their state and
 Horovod can broadcast it. They work on the `tf.Variable`s that back Keras 3 variables (`v.value`), which is
-also what Horovod needs (see the Horovod notes in shared/reference).
+also what Horovod 0.28 needs: it does not accept Keras 3 variables.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
-OPTIMIZERS = ("adamax", "adam", "adam2")
+from glow_tf.hparams import OPTIMIZERS
+
 EPSILON = 1e-8  # optim.py's default; the original never overrode it
 
 
@@ -32,7 +33,7 @@ def tf_variable(v):
 
 
 def warmup_lr(lr: float, n_processed: int, n_train: int, epochs_warmup: float) -> float:
-    """Learning rate for the next step (train.py; spec §3.3).
+    """Learning rate for the next step (openai/glow train.py, the warmup in its training loop).
 
     Linear in the anchor-size images processed *before* the step, so the very first step runs with lr 0,
     as in the original. `epochs_warmup=0` (a ZeroDivisionError there) means no warmup.
@@ -47,7 +48,7 @@ def _identity(tensors):
 
 
 class GlowOptimizer(tf.Module):
-    """Port of optim.adamax / optim.adam / optim.adam2 (spec §3.2).
+    """Port of optim.adamax / optim.adam / optim.adam2.
 
     `apply_gradients(grads, lr)` takes each rank's *local* gradients: like the original, the optimizer does
     the cross-rank averaging itself through `allreduce_mean` (a function from a list of tensors to their
@@ -77,8 +78,8 @@ class GlowOptimizer(tf.Module):
         variables = [tf_variable(v) for v in variables]
         with self.name_scope:
             self.t = tf.Variable(1.0, trainable=False, name="t")
-            # The original named these '<w>_adam_m1' / '<w>_adam_m2' (the names ended up in the wrong
-            # argument, spec §2.13); with beta1 = 0 it kept no first moment and used g directly.
+            # The original named these '<w>_adam_m1' / '<w>_adam_m2' (the names ended up in tf.Variable's
+            # `trainable` argument, so the slots were auto-named Variable_N); with beta1 = 0 it kept no first moment and used g directly.
             self.m1 = [self._slot(v, "m1") for v in variables] if self.beta1 > 0 else []
             self.m2 = [self._slot(v, "m2") for v in variables]
 
@@ -121,7 +122,7 @@ class GlowOptimizer(tf.Module):
         Their arithmetic is the original's: ApplyAdam uses lr*sqrt(1-beta2^t)/(1-beta1^t) and
         m/(sqrt(v)+eps); ApplyAdaMax is given alpha_t with beta1_power=0 (so it divides by 1) and computes
         m/(u+eps). Only the rounding differs (m += (g-m)(1-beta1) instead of beta1*m + (1-beta1)*g). With
-        far fewer ops, tracing, graph optimisation and every step get cheaper (spec §3.2).
+        far fewer ops, tracing, graph optimisation and every step get cheaper.
         """
         beta1, beta2, eps = (tf.constant(b, tf.float32) for b in (self.beta1, self.beta2, self.epsilon))
         beta1_power, beta2_power = tf.pow(beta1, self.t), tf.pow(beta2, self.t)
@@ -158,7 +159,7 @@ class GlowOptimizer(tf.Module):
 
 
 class PolyakAverage(tf.Module):
-    """Port of optim.polyak: `tf.train.ExponentialMovingAverage(decay=beta2, zero_debias=True)` (spec §3.4).
+    """Port of optim.polyak: `tf.train.ExponentialMovingAverage(decay=beta2, zero_debias=True)` 
 
     For `tf.Variable`s that EMA never applies the zero-debias correction (it only debiases averages of
     plain tensors, which start at zero); each shadow starts from the variable's value when the average is

@@ -1,9 +1,9 @@
-"""Interpolate between images in latent space: the demo's `mix` and `mix_range` (demo/model.py, spec §5).
+"""Interpolate between images in latent space: the demo's `mix` and `mix_range` (openai/glow demo/model.py).
 
-    python -m glow_tf.interpolate logs/celeba a.jpg b.jpg --output mix.png --gif mix.gif --steps 8
+    python -m glow_tf.tools.interpolate logs/celeba a.jpg b.jpg --output mix.png --gif mix.gif --steps 8
 
 Each image is centre-cropped to a square and resized to the model's resolution (images smaller than
-that are refused), then encoded to its flat eps z (the standardised latents of every level, spec §2.12).
+that are refused), then encoded to its flat eps z (the standardised latents of every level, model.py encoder).
 Between consecutive images the tool decodes mix(z1, z2, a) = z1 + a (z2 - z1) for `--steps` values of
 a from 0 to 1, so the first and last frames reconstruct the two images. The strip PNG has one row per
 consecutive pair; the GIF plays all frames in order (and back, unless --no_loop).
@@ -16,10 +16,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from glow_tf import tools_common
-from glow_tf.tools_common import ToolError
+from glow_tf.errors import ConfigError
+from glow_tf.images import grid, save_gif, save_png
+from glow_tf.tools import common
 
-PROG = "glow_tf.interpolate"
+PROG = "glow_tf.tools.interpolate"
 
 
 def mix(z1: np.ndarray, z2: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
@@ -39,8 +40,8 @@ def interpolate(model, images: np.ndarray, steps: int, y: int = 0) -> np.ndarray
 
 
 def main(argv: Optional[Sequence[str]] = None):
-    p = tools_common.parser(PROG, __doc__)
-    tools_common.add_checkpoint_args(p)
+    p = common.parser(PROG, __doc__)
+    common.add_checkpoint_args(p)
     p.add_argument("images", nargs="+", help="two or more images (PNG, JPEG, ...), in interpolation order")
     p.add_argument("--output", required=True, help="strip PNG to write: one row per consecutive pair")
     p.add_argument("--gif", help="also write the frames as an animated GIF here")
@@ -52,26 +53,26 @@ def main(argv: Optional[Sequence[str]] = None):
     p.add_argument("--no_loop", action="store_true", help="GIF plays forwards only, not back and forth")
     args = p.parse_args(argv)
     if len(args.images) < 2:
-        raise ToolError(f"got {len(args.images)} image; interpolation needs at least two")
+        raise ConfigError(f"got {len(args.images)} image; interpolation needs at least two")
     if args.steps < 2:
-        raise ToolError(f"--steps {args.steps}: need at least 2 frames per pair (the two end points)")
+        raise ConfigError(f"--steps {args.steps}: need at least 2 frames per pair (the two end points)")
     if args.frame_ms < 1:
-        raise ToolError(f"--frame_ms {args.frame_ms} must be positive")
+        raise ConfigError(f"--frame_ms {args.frame_ms} must be positive")
 
-    model, hps = tools_common.load(args)
-    y = tools_common.check_label(hps, args.y) or 0
-    images = tools_common.read_images(args.images, hps.image_shape)
+    model, hps, _ = common.load(args)
+    y = common.check_label(hps, args.y) or 0
+    images = common.read_images(args.images, hps.image_shape)
     frames = interpolate(model, images, args.steps, y)  # [pairs, steps, H, W, C]
-    tools_common.save_png(tools_common.grid(frames.reshape(-1, *frames.shape[2:]), columns=args.steps),
+    save_png(grid(frames.reshape(-1, *frames.shape[2:]), columns=args.steps),
                           args.output)
     print(f"wrote {args.output}: {len(frames)} row(s) of {args.steps} frames")
     if args.gif:
         # Consecutive rows share an end point (the image between them); show it once.
         sequence = np.concatenate([frames[0]] + [row[1:] for row in frames[1:]])
-        tools_common.save_gif(sequence, args.gif, frame_ms=args.frame_ms, loop=not args.no_loop)
+        save_gif(sequence, args.gif, frame_ms=args.frame_ms, loop=not args.no_loop)
         print(f"wrote {args.gif}: {len(sequence)} frames")
     return frames
 
 
 if __name__ == "__main__":
-    sys.exit(tools_common.run(PROG, main))
+    sys.exit(common.run(PROG, main))

@@ -1,0 +1,336 @@
+"""The training run: prepare (every check before anything is written), then fit, epoch by epoch.
+
+The original's loop (openai/glow train.py, train): epochs of `train_its` steps; after each, the train.txt
+line; every `epochs_full_valid` epochs a full validation, its test.txt line and the best-loss checkpoint;
+sample grids at epochs 1, 10 and every `epochs_full_sample`. On top of it, what a days-long run needs:
+the latest checkpoint after every epoch, every `save_interval_minutes` and when pre-empted (SIGTERM or
+Ctrl-C: all ranks stop after the same step), an exact resume from any of them, and a refusal to save
+weights that are not finite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from data_loaders.damage import read_batch
+from glow_tf.errors import CheckpointError, ConfigError, NonFiniteError
+from glow_tf.hparams import HParams
+from glow_tf.training import checkpoints, runfiles
+from glow_tf.training.checkpoints import CHECKPOINT_DIR, HPS_FILE
+from glow_tf.training.logs import (
+    CONSOLE_HEADER,
+    Reporter,
+    console_epoch,
+    format_results,
+    hps_record,
+    progress_bar,
+    sample_epoch,
+    stats_line,
+)
+from glow_tf.training.optim import warmup_lr
+from glow_tf.training.preemption import StopSignals
+from glow_tf.training.state import STATS
+from glow_tf.training.steps import FLAGS
+from glow_tf.training.trainer import Trainer
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _silent(message: str) -> None:
+    pass
+
+
+@dataclasses.dataclass
+class Plan:
+    """What `prepare` found: the data, and where the run starts from."""
+
+    hps: HParams
+    splits: object
+    resume: Optional[str]  # checkpoint prefix to continue from
+    restore: Optional[str]  # --restore_path's checkpoint prefix
+    lock: Optional[runfiles.RunLock] = None
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How fit ended: the last validation, the counters, and the signal that stopped it, if any."""
+
+    test: Optional[np.ndarray]
+    step: int
+    epoch: int
+    n_images: int
+    stopped_by: Optional[str] = None
+    checkpoint: Optional[str] = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# prepare: every check that can fail on bad input, before anything in the logdir is written.
+
+def prepare(hps: HParams, dist) -> Plan:
+    """Check the logdir, the checkpoints and the data; then (unless --inference) take the logdir's lock."""
+    from data_loaders import get_data
+
+    chief = dist.rank == 0
+    warn = _warn if chief else _silent
+    logdir = os.path.abspath(hps.logdir)
+    runfiles.check_logdir(hps.logdir)
+    lock = None if hps.inference else runfiles.RunLock(logdir, warn)
+    if lock is not None:
+        lock.check()
+    resume, restore = _starting_points(hps, logdir, warn)
+    splits = get_data(hps, dist.rank, dist.size, allow_download=False)
+    if lock is None:
+        return Plan(hps, splits, resume, restore)
+    # Rank 0 takes the lock; every rank learns whether it got it.
+    error = None
+    if chief:
+        try:
+            lock.acquire()
+        except ConfigError as err:
+            error = err
+    if not dist.all_ok(error is None):
+        raise error or ConfigError("rank 0 could not take the logdir's lock (see its error)")
+    plan = Plan(hps, splits, resume, restore, lock if chief else None)
+    if hps.resume and resume is None and os.path.isdir(os.path.join(logdir, runfiles.REPLACED_DIR)):
+        # A --no-resume run died before its first checkpoint: the run it replaced comes back.
+        if chief:
+            runfiles.bring_back(logdir)
+            warn(f"the last --no-resume run in {logdir} stopped before its first checkpoint; moved the run it "
+                 f"replaced back from {runfiles.REPLACED_DIR}/ and resuming that")
+        dist.all_ok(True)  # every rank waits until the files are back
+        plan.resume, plan.restore = _starting_points(hps, logdir, warn)
+    return plan
+
+
+def _starting_points(hps: HParams, logdir: str, warn):
+    """(resume prefix, restore prefix), both checked against hps; raises CheckpointError."""
+    folder = os.path.join(logdir, CHECKPOINT_DIR)
+    latest = checkpoints.newest_readable(folder, warn)
+    # --inference uses the logdir's model even with --no-resume.
+    resume = latest if (hps.resume or hps.inference) else None
+    if resume:
+        checkpoints.check_compatible(hps, folder, "the checkpoint to resume")
+    restore = None
+    if hps.restore_path:
+        try:
+            restore = checkpoints.resolve(hps.restore_path, warn)
+        except CheckpointError as err:
+            raise CheckpointError(f"--restore_path: {err}") from None
+        checkpoints.check_compatible(hps, os.path.dirname(restore), "--restore_path")
+    return resume, restore
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fit
+
+def fit(plan: Plan, dist) -> Outcome:
+    """Train from `plan` until --epochs or --max_steps, or until a signal stops every rank."""
+    return _Loop(plan, dist).run()
+
+
+class _Loop:
+    def __init__(self, plan: Plan, dist):
+        self.hps, self.splits, self.dist = plan.hps, plan.splits, dist
+        self.plan = plan
+        self.chief = dist.rank == 0
+        self.log = print if self.chief else (lambda *a, **k: None)
+        self.logdir = os.path.abspath(self.hps.logdir)
+        self.trainer = Trainer(self.hps, dist, plan.splits)
+        self.replaced = None  # the folder holding the run that --no-resume replaces, until our first save
+        self.reporter = None
+        self.lr = 0.0
+
+    # -- the phases ----------------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        hps, trainer = self.hps, self.trainer
+        origin = trainer.start(self.plan.resume, None if self.plan.resume else self.plan.restore)
+        self.p = trainer.state.read()
+        resumed = self.plan.resume is not None
+        if self.chief:  # nothing in the logdir was written before this point
+            if not hps.resume and runfiles.run_files(self.logdir):
+                self.replaced = runfiles.set_aside(self.logdir)
+                self.log(f"--no-resume: moved the previous run in {self.logdir} to {self.replaced}/; it is deleted "
+                         f"once this run's first checkpoint is written")
+            checkpoints.save_hparams(self.logdir, hps)
+            self.reporter = Reporter(self.logdir, hps_record(hps, self.dist, self.splits),
+                                     self.p.epoch if resumed else None)
+        self.log(hps)
+        self.log(f"Starting training ({origin}) on {self.dist.size} rank(s). Logging to {self.logdir}/")
+        self.log(CONSOLE_HEADER)
+        self.test_iter = iter(self.splits.test)
+        self.last_test, self.last_save, self.tcurr = None, time.time(), time.time()
+        stopped_by = None
+        try:
+            with StopSignals(announce=self.chief) as signals:
+                while self.p.epoch + 1 < hps.epochs and self._steps_left() > 0 and stopped_by is None:
+                    stopped_by = self.epoch(signals)
+            if stopped_by:
+                prefix = self.checkpoint()
+                self.log(f"stopped by {stopped_by} at step {self.p.step} (epoch {self.p.epoch + 1}, step "
+                         f"{self.p.epoch_step} of {trainer.train_its}); saved {prefix}; run the same command "
+                         f"to resume")
+                return self._outcome(stopped_by, prefix)
+            if self.last_test is None:  # nothing left to train (e.g. resuming a finished run): just report
+                self.last_test = trainer.evaluate(self.test_iter, self.p.epoch)
+            return self._outcome(None, None)
+        finally:
+            if self.reporter is not None:
+                self.reporter.close()
+
+    def epoch(self, signals) -> Optional[str]:
+        """One epoch (or what is left of it): train, then validate, sample, report and save at its end.
+
+        Returns the signal that stopped the run inside it, if one did.
+        """
+        hps, p = self.hps, self.p
+        current = p.epoch + 1
+        t = time.time()
+        steps, stopped_by = self.train_steps(current, signals)
+        dtrain = time.time() - t
+        p.train_time += dtrain
+        if stopped_by:
+            return stopped_by
+        complete = p.epoch_step >= self.trainer.train_its  # else --max_steps stopped inside it
+        last = current + 1 >= hps.epochs or self._steps_left() <= 0
+        train_results = p.epoch_stats / max(p.epoch_step, 1)
+        ips = steps * self.dist.size * self.splits.local_batch_train / max(dtrain, 1e-9)
+        skipped = self.splits.skipped_summary()
+        if skipped:  # with --skip_corrupt_records: what this rank's stream skipped so far
+            print(f"rank {self.dist.rank}: {skipped}", file=sys.stderr, flush=True)
+        if complete:
+            p.epoch, p.epoch_step, p.epoch_stats = current, 0, np.zeros(len(STATS))
+            if self.chief:
+                self.reporter.train.log(epoch=current, n_processed=p.n_processed, n_images=p.n_images,
+                                        train_time=int(p.train_time), **format_results(train_results))
+                self.reporter.scalars("train", train_results, p.step, lr=self.lr, ips=ips)
+        t = time.time()
+        test_results, best = self.validate(current) if (complete and current % hps.epochs_full_valid == 0) \
+            or last else ([], False)
+        dtest = time.time() - t
+        t = time.time()
+        report = complete and console_epoch(current, hps.epochs_full_valid)
+        if report and sample_epoch(current, hps.epochs_full_sample) and self.chief:
+            self.reporter.samples(current, self.trainer.sample_grids(), p.step)
+        dsample = time.time() - t
+        if report or last:
+            dcurr, self.tcurr = time.time() - self.tcurr, time.time()
+            self.log(current, p.n_processed, p.n_images,
+                     f"{ips:.1f} {dtrain:.1f} {dtest:.1f} {dsample:.1f} {dcurr:.1f}", train_results, test_results,
+                     " *" if best else "")
+        if best:
+            self.checkpoint(best=True)  # the original's only checkpoint, model_best_loss
+        self.checkpoint()
+        return None
+
+    def train_steps(self, epoch: int, signals):
+        """The epoch's remaining steps. Returns (steps run, the signal that stopped them or None)."""
+        hps, p, trainer = self.hps, self.p, self.trainer
+        todo = int(min(trainer.train_its - p.epoch_step, self._steps_left()))
+        bar = progress_bar(todo, epoch, self.chief)
+        try:
+            for done in range(1, todo + 1):
+                # Linear warmup in anchor images processed before this step: the first step has lr 0.
+                self.lr = warmup_lr(hps.lr, p.n_processed, hps.n_train, hps.epochs_warmup)
+                t = time.time()
+                x, y = self._next_batch()
+                interval = hps.save_interval_minutes * 60
+                wants = {"stop": signals.requested,
+                         "save": interval > 0 and time.time() - self.last_save >= interval}
+                flags = np.array([wants[name] for name in FLAGS], np.float32)
+                seed = tf.constant([trainer.noise_seed, p.step], tf.int64)
+                out = trainer.train_step(x, y, tf.constant(self.lr, tf.float32), seed, tf.constant(flags)).numpy()
+                stats, requests = out[:len(STATS)], dict(zip(FLAGS, out[len(STATS):] > 0))
+                if not np.all(np.isfinite(stats)):
+                    raise NonFiniteError(
+                        f"non-finite loss at step {p.step + 1} (epoch {epoch}): {stats_line(stats)}; stopped "
+                        f"without saving. Last good checkpoint: "
+                        f"{checkpoints.newest_readable(trainer.ckpt_dir, _silent) or 'none'}. Lower --lr or "
+                        f"lengthen --epochs_warmup (openai/glow issue #37)")
+                if hps.verbose:
+                    self.log(p.n_processed, time.time() - t, stats)
+                p.step += 1
+                p.epoch_step += 1
+                p.data_batches += 1
+                p.n_processed += self.dist.size * hps.n_batch_train  # images at anchor resolution
+                p.n_images += self.dist.size * self.splits.local_batch_train  # images actually seen
+                p.epoch_stats = p.epoch_stats + stats
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats[0]:.4f}", lr=f"{self.lr:.2e}", refresh=False)
+                if requests["stop"]:
+                    return done, signals.received or "a signal to another rank"
+                if requests["save"] and done < todo:
+                    self.checkpoint()
+        finally:
+            bar.close()
+        return todo, None
+
+    def validate(self, epoch: int):
+        """A full validation pass; its test.txt line. Returns (results, whether it is the best so far)."""
+        p = self.p
+        results = self.last_test = self.trainer.evaluate(self.test_iter, epoch)
+        if not np.all(np.isfinite(results)):
+            raise NonFiniteError(f"non-finite validation loss after epoch {epoch} (step {p.step}): "
+                                 f"{stats_line(results)}; stopped without saving. Last good checkpoint: "
+                                 f"{checkpoints.newest_readable(self.trainer.ckpt_dir, _silent) or 'none'}")
+        if self.chief:
+            self.reporter.test.log(epoch=epoch, n_processed=p.n_processed, n_images=p.n_images,
+                                   **format_results(results))
+            self.reporter.scalars("test", results, p.step)
+        best = results[0] < p.test_loss_best
+        if best:
+            p.test_loss_best = float(results[0])
+        return results, best
+
+    def checkpoint(self, best: bool = False) -> str:
+        """Write the counters into the state, then the checkpoint (every rank saves its data position)."""
+        self.trainer.state.write(self.p)
+        prefix = self.trainer.save(best=best)
+        if not best:
+            self.last_save = time.time()
+            if self.replaced and runfiles.discard_set_aside(self.logdir):
+                self.log(f"deleted the run that --no-resume replaced ({self.replaced}/)")
+                self.replaced = None
+        return prefix
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _steps_left(self):
+        return math.inf if self.hps.max_steps is None else self.hps.max_steps - self.p.step
+
+    def _next_batch(self):
+        return read_batch(self.trainer.train_iter, self.splits.train_files, f"at step {self.p.step + 1}")
+
+    def _outcome(self, stopped_by, prefix) -> Outcome:
+        p = self.p
+        return Outcome(test=self.last_test, step=p.step, epoch=p.epoch, n_images=p.n_images,
+                       stopped_by=stopped_by, checkpoint=prefix)
+
+
+def summary(outcome: Outcome, hps: HParams) -> str:
+    """The lines train.py prints when a run finishes."""
+    logdir = os.path.abspath(hps.logdir)
+    latest = tf.train.latest_checkpoint(os.path.join(logdir, CHECKPOINT_DIR))
+    best = tf.train.latest_checkpoint(os.path.join(logdir, checkpoints.BEST_DIR))
+    test = outcome.test
+    return "\n".join([
+        "Finished!",
+        f"test bits/dim {test[1]:.4f} (loss {test[0]:.4f}) after {outcome.step} steps, {outcome.epoch} epochs, "
+        f"{outcome.n_images} images",
+        f"logs: {logdir}/train.txt, {logdir}/test.txt (TensorBoard: tensorboard --logdir {logdir})",
+        f"checkpoints: latest {latest}, best-loss {best}",
+        f"sample grids: {logdir}/epoch_<E>_sample_<i>.png",
+        f"hyperparameters: {logdir}/{HPS_FILE}",
+    ])

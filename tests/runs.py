@@ -1,0 +1,77 @@
+"""Running train.py in tests: the tiny configuration, a user's command line, and reading what it wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# 8x8 Fashion-MNIST images, 2 levels of 2 steps, width 8; per-GPU batch 4 (anchor 8), 8 steps per epoch,
+# test batch 2.
+TINY = ["--preset", "tiny", "--problem", "fashion_mnist", "--anchor_size", "8", "--n_train", "32",
+        "--n_test", "20", "--epochs_warmup", "1", "--epochs_full_valid", "1"]
+
+
+def _env():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env.pop("HOROVOD_RANK", None)
+    return env
+
+
+def run_cli(args, timeout=600):
+    """train.py in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(args, **kwargs):
+    """train.py started in the background, its stdout a pipe the test reads line by line."""
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, text=True, **kwargs)
+
+
+def wait_for_line(proc, predicate, timeout=300):
+    """Read the process's stdout until a line satisfies `predicate`; returns the lines read."""
+    deadline, lines = time.time() + timeout, []
+    for line in proc.stdout:
+        lines.append(line)
+        if predicate(line):
+            return lines
+        if time.time() > deadline:
+            break
+    raise AssertionError(f"no such line before the process ended or {timeout} s passed: {''.join(lines[-20:])}")
+
+
+def verbose_step(line):
+    """The step number of a --verbose line (`n_processed seconds [stats]`), for the tiny batch of 4."""
+    first = line.split(" ", 1)[0]
+    return int(first) // 4 + 1 if first.isdigit() and "[" in line else None
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def snapshot(folder):
+    """Every file under folder with a hash of its contents."""
+    out = {}
+    for base, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(base, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def step_of(logdir):
+    """The step of the logdir's latest checkpoint (0 when it has none)."""
+    latest = tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints"))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0

@@ -1,0 +1,56 @@
+"""The packages stack one way (docs/architecture.md): no module imports a layer above its own.
+
+Every import statement counts, including the ones inside functions, so a "lazy" upward import fails too.
+"""
+
+import ast
+import os
+
+import pytest
+
+from tests.runs import ROOT
+
+# Each layer and the top-level names it must not import.
+FORBIDDEN = {
+    "tfrecords_tools": ("data_loaders", "glow_tf", "train"),
+    "data_loaders": ("glow_tf", "train"),
+    "glow_tf": ("glow_tf.training", "glow_tf.tools", "train"),  # the model core
+    "glow_tf/training": ("glow_tf.tools", "train"),
+    "glow_tf/tools": ("train",),
+    "bench": ("train",),
+}
+
+
+def modules(folder):
+    """The .py files of a layer (for the core, glow_tf/ without its subpackages)."""
+    root = os.path.join(ROOT, folder)
+    if folder == "glow_tf":
+        return [os.path.join(root, n) for n in sorted(os.listdir(root)) if n.endswith(".py")]
+    return [os.path.join(base, n) for base, _, names in os.walk(root) for n in sorted(names) if n.endswith(".py")]
+
+
+def imported(path):
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_no_module_imports_a_layer_above_its_own(layer):
+    offending = []
+    for path in modules(layer):
+        for name in imported(path):
+            if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[layer]):
+                offending.append(f"{os.path.relpath(path, ROOT)} imports {name}")
+    assert not offending, offending
+    assert modules(layer), f"no modules found in {layer}"
+
+
+def test_train_py_stays_a_thin_command():
+    with open(os.path.join(ROOT, "train.py")) as f:
+        assert len(f.read().splitlines()) < 200
