@@ -91,19 +91,23 @@ class _EdgePaddedConv(Layer):
         return tf.control_dependencies([x])
 
     def convolve(self, x):
-        """The edge-padded convolution of x with W, in x's dtype, without bias."""
+        """The edge-padded convolution of x with W, without bias, in the layer's dtype.
+
+        The convolution itself runs in x's dtype (bfloat16 in a bfloat16 coupling network); the border
+        term, which does not depend on x, is added in the layer's dtype.
+        """
         if self.kernel_size == 1:
             kernel = weight_work(self, ("kernel", x.dtype), lambda: tf.reshape(
                 tf.cast(self.W, x.dtype), [self.in_channels, self.out_channels]))
-            return pointwise(x, kernel)
+            return tf.cast(pointwise(x, kernel), self.compute_dtype)
 
         def kernels():
             # tf.split, not slicing: a slice's gradient is a StridedSliceGrad, the split's a cheap concat.
-            kernel_x, kernel_border = tf.split(tf.cast(self.W, x.dtype), [self.in_channels, 1], axis=2)
-            return kernel_x, edge_term(x.shape[1], x.shape[2], kernel_border)
+            kernel_x, kernel_border = tf.split(self.W, [self.in_channels, 1], axis=2)
+            return tf.cast(kernel_x, x.dtype), edge_term(x.shape[1], x.shape[2], kernel_border)
 
         kernel_x, edge = weight_work(self, ("kernels", x.dtype, x.shape[1], x.shape[2]), kernels)
-        return tf.nn.conv2d(x, kernel_x, strides=1, padding="SAME") + edge
+        return tf.cast(tf.nn.conv2d(x, kernel_x, strides=1, padding="SAME"), self.compute_dtype) + edge
 
 
 class Conv2D(_EdgePaddedConv):
@@ -124,7 +128,7 @@ class Conv2D(_EdgePaddedConv):
 
     def _call(self, x):
         if ddi_active():  # DDI needs the raw convolution output, and its statistics in the layer's dtype
-            out = self.actnorm.normalize(tf.cast(self.convolve(x), self.compute_dtype))
+            out = self.actnorm.normalize(self.convolve(x))
             return tf.cast(tf.nn.relu(out) if self.relu else out, x.dtype)
         # (conv(x, W) + b) * s == conv(x, W * s) + b * s for the per-channel actnorm scale s: folding
         # the actnorm into the kernel and a bias spares two passes over the wide output (and two in the
@@ -162,8 +166,7 @@ class Conv2DZeros(_EdgePaddedConv):
 
     def call(self, x):
         with self.after(x):
-            out = tf.cast(self.convolve(x), self.compute_dtype)
-            return (out + self.b) * weight_work(self, "scale", lambda: tf.exp(self.logs * self.logscale_factor))
+            return (self.convolve(x) + self.b) * weight_work(self, "scale", lambda: tf.exp(self.logs * self.logscale_factor))
 
     def interleaved_halves(self, x):
         """(h[..., 0::2], h[..., 1::2]) for h = self(x): the original's interleaved split of the output.
