@@ -146,7 +146,8 @@ def main():
                 if "error" in r:
                     print(f"{name:<10} {np_:>2} {gc:>2} {r['batch']:>5} failed: {r['error']}", flush=True)
                     continue
-                print(f"{name:<10} {np_:>2} {gc:>2} {r['batch']:>5} {r['batch_parts']:>5} {r['params']:>10,} {r['img_s']:>7.1f} "
+                print(f"{name:<10} {np_:>2} {gc:>2} {r['batch']:>5} {r['batch_parts']:>5} {r['params']:>10,} "
+                      f"{r['img_s']:>7.1f} "
                       f"{r['step_s']:>7.3f} {r['warmup_s']:>10.1f} "
                       f"{r['rss_peak_kib'] / 1024:>12.0f} {r['tensor_peak_b'] / 2**20:>15.0f} "
                       f"{r['tensor_step_b'] / 2**20:>16.0f}", flush=True)

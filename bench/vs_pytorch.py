@@ -234,7 +234,8 @@ def main() -> int:
     torch_python = shutil.which(args.torch_python) or args.torch_python
     version, threads = torch_version(torch_python)
     common = ["--depth", str(args.depth), "--width", str(args.width), "--batch", str(args.batch),
-              "--warmup", str(args.warmup), "--port_dir", os.path.abspath(args.port_dir)] + (["--lu"] if args.lu else [])
+              "--warmup", str(args.warmup), "--port_dir", os.path.abspath(args.port_dir)]
+    common += ["--lu"] if args.lu else []
     me = os.path.abspath(__file__)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
     specs = []
@@ -273,14 +274,16 @@ def main() -> int:
     print()
     print(f"Training step, 32x32x3, 3 levels x {args.depth} steps, width {args.width}, batch {args.batch}, affine, "
           f"{'LU ' if args.lu else ''}1x1 conv; {args.reps} interleaved repetitions of {args.steps} steps; "
-          f"{os.cpu_count()} CPU cores, load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
+          f"{os.cpu_count()} CPU cores, load average {load_start:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end; "
           f"PyTorch {version} ({threads} threads)")
     print()
     print("| contender | img/s, median (range) | / port, median (range of per-repetition ratios) | peak RSS MiB |")
     print("|---|---|---|---|")
     for worker in workers:
         ratios = [a / b for a, b in zip(worker.img_s, port.img_s)]
-        print(f"| {worker.name} | {statistics.median(worker.img_s):.1f} ({min(worker.img_s):.1f}-{max(worker.img_s):.1f}) "
+        print(f"| {worker.name} | {statistics.median(worker.img_s):.1f} "
+              f"({min(worker.img_s):.1f}-{max(worker.img_s):.1f}) "
               f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
               f"| {worker.rss_kib / 1024:.0f} |")
     print()

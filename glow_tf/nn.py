@@ -166,7 +166,8 @@ class Conv2DZeros(_EdgePaddedConv):
 
     def call(self, x):
         with self.after(x):
-            return (self.convolve(x) + self.b) * weight_work(self, "scale", lambda: tf.exp(self.logs * self.logscale_factor))
+            scale = weight_work(self, "scale", lambda: tf.exp(self.logs * self.logscale_factor))
+            return (self.convolve(x) + self.b) * scale
 
     def interleaved_halves(self, x):
         """(h[..., 0::2], h[..., 1::2]) for h = self(x): the original's interleaved split of the output.

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from glow_tf.actnorm import ddi
 from glow_tf.hparams import AFFINE, INVCONV, INVCONV_LU
-from glow_tf.training.optim import tf_variable
 from glow_tf.step import FlowStep
+from glow_tf.training.optim import tf_variable
 from tests import flow_checks
 
 SHAPE = (3, 3, 5, 6)  # H != W, distinct examples
