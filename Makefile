@@ -28,7 +28,7 @@ DEMO_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install train test bench demo clean-venv
+.PHONY: install train test bench demo gpu-check clean-venv
 
 install: $(STAMP) $(FASHION_MNIST) $(CHROMEDRIVER)
 
@@ -68,6 +68,9 @@ bench: install
 	$(PY) bench/train_step.py
 	$(PY) bench/reader.py
 	$(PY) bench/resume.py
+
+gpu-check:
+	bench/gpu_check.sh
 
 clean-venv:
 	rm -rf $(VENV)

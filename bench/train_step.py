@@ -14,7 +14,10 @@ off and on, in one process and under `horovodrun -np 2`:
   (--paper_batch 4 for a quicker look).
 
 Each configuration runs in its own process (with TF_CPU_ALLOCATOR_USE_BFC=true, so that TensorFlow
-reports its tensors' memory on the CPU as it does on GPUs). Columns:
+reports its tensors' memory on the CPU as it does on GPUs). `--threads parallel` runs it with
+TF_NUM_INTRAOP_THREADS=1: single-threaded ops, the batch encoded as one sub-batch per inter-op thread
+(glow_tf.model.concurrent_batch_parts). Columns:
+  parts             the sub-batches each rank's encoder runs side by side;
   img/s, s/step     timed steps after the warmup; img/s counts all ranks' images;
   warmup s          the untimed first steps: tracing and graph optimisation (once per run in train.py);
   peak RSS MiB      from `os.wait4` on the process (for horovodrun: the largest of its ranks);
@@ -44,58 +47,35 @@ CONFIGS = {"reference": dict(depth=8, width=128, batch=16), "paper": dict(depth=
 def child(args) -> None:
     """One configuration, in this process (one rank of it under horovodrun)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, ROOT)
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
     import numpy as np
     import tensorflow as tf
+    from step_setup import TrainStep, reference_hps
 
-    from glow_tf import Glow
-    from glow_tf.hparams import AFFINE, INVCONV, HParams
-    from glow_tf.training.distributed import configure_devices, init_distributed
-    from glow_tf.training.optim import GlowOptimizer, PolyakAverage
-    from glow_tf.training.steps import FLAGS, make_steps
-
-    hps = HParams(problem="cifar10", image_size=32, n_levels=3, depth=args.depth, width=args.width,
-                  flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=args.batch,
-                  gradient_checkpointing=args.gc, jit_compile=args.jit, nn_dtype=args.nn_dtype)
-    dist = init_distributed()
-    configure_devices(dist)
-    tf.keras.utils.set_random_seed(dist.rank)
+    hps = reference_hps(depth=args.depth, width=args.width, n_batch_train=args.batch, gradient_checkpointing=args.gc,
+                        jit_compile=args.jit, nn_dtype=args.nn_dtype)
     t0 = time.time()
-    model = Glow(hps)
-    trainable = list(model.trainable_variables)
-    beta2 = hps.beta2(dist.size)
-    optimizer = GlowOptimizer(trainable, "adamax", beta2=beta2, allreduce_mean=dist.allreduce_mean)
-    ema = PolyakAverage(trainable, beta2)
-    train_step, _ = make_steps(model, optimizer, ema, dist, hps)
-    flags = tf.zeros([len(FLAGS)])
-    rng = np.random.default_rng(dist.rank)
-    batches = [(tf.constant(rng.integers(0, 256, (args.batch, 32, 32, 3), dtype=np.uint8)),
-                tf.zeros([args.batch], tf.int32)) for _ in range(2)]
-    t_build = time.time() - t0
-    model.initialize(batches[0][0][:4])
-    dist.broadcast(model.variables + optimizer.variables + ema.variables)
-    t_init = time.time() - t0 - t_build
+    step = TrainStep(hps)
+    t_setup = time.time() - t0
     rss_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     device = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
-    lr = tf.constant(1e-4)
-    seeds = [tf.constant([dist.rank, i], tf.int64) for i in range(2)]
     t = time.time()
-    for i in range(args.warmup):  # tracing, and the allocator's first growth
-        train_step(*batches[i % 2], lr, seeds[i % 2], flags).numpy()
+    step.run(args.warmup)  # tracing, and the allocator's first growth
     first = time.time() - t
     tf.config.experimental.reset_memory_stats(device)
     resident = tf.config.experimental.get_memory_info(device)["current"]
     t = time.time()
-    for i in range(args.steps):
-        train_step(*batches[i % 2], lr, seeds[i % 2], flags).numpy()  # .numpy(): the loop syncs every step, as train.py does
+    step.run(args.steps)  # every step waits for its statistics, as train.py does
     step_s = (time.time() - t) / args.steps
     tensor_peak = tf.config.experimental.get_memory_info(device)["peak"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if dist.rank == 0:
-        print("RESULT " + json.dumps(dict(step_s=step_s, img_s=dist.size * args.batch / step_s,
-                                          warmup_s=first, build_s=t_build, init_s=t_init,
-                                          tensor_peak_b=tensor_peak, tensor_step_b=tensor_peak - resident, rss_setup_kib=rss_setup, rss_peak_kib=peak,
-                                          params=int(sum(np.prod(v.shape) for v in trainable)))), flush=True)
+    if step.dist.rank == 0:
+        print("RESULT " + json.dumps(dict(step_s=step_s, img_s=step.images_per_step / step_s,
+                                          warmup_s=first, setup_s=t_setup, tensor_peak_b=tensor_peak,
+                                          tensor_step_b=tensor_peak - resident, rss_setup_kib=rss_setup,
+                                          rss_peak_kib=peak, batch_parts=getattr(step.model, "batch_parts", 1),
+                                          params=int(sum(np.prod(v.shape) for v in step.model.trainable_variables)))),
+              flush=True)
 
 
 def measure(name, cfg, gc, np_, args):
@@ -112,6 +92,8 @@ def measure(name, cfg, gc, np_, args):
     # The BFC allocator on the CPU, so that TF can report its tensors' peak (as it does on GPUs).
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CPU_ALLOCATOR_USE_BFC="true")
     env.pop("HOROVOD_RANK", None)
+    if args.threads == "parallel":
+        env["TF_NUM_INTRAOP_THREADS"] = "1"
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -139,6 +121,8 @@ def main():
     parser.add_argument("--paper_batch", type=int, default=None, help="batch of the paper configuration")
     parser.add_argument("--jit", action="store_true", help="--jit_compile the forward/backward pass")
     parser.add_argument("--nn_dtype", default="float32", help="--nn_dtype of the model (default: float32)")
+    parser.add_argument("--threads", default="default", choices=["default", "parallel"],
+                        help="TF's default thread pools, or single-threaded ops (TF_NUM_INTRAOP_THREADS=1)")
     # The child's own arguments.
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--depth", type=int, help=argparse.SUPPRESS)
@@ -150,7 +134,7 @@ def main():
         return child(args)
 
     start = time.time()
-    header = (f"{'config':<10} {'np':>2} {'gc':>2} {'batch':>5} {'params':>10} {'img/s':>7} {'s/step':>7} "
+    header = (f"{'config':<10} {'np':>2} {'gc':>2} {'batch':>5} {'parts':>5} {'params':>10} {'img/s':>7} {'s/step':>7} "
               f"{'warmup s':>10} {'peak RSS MiB':>12} {'tensor peak MiB':>15} {'step tensors MiB':>16}")
     print(header)
     print("-" * len(header), flush=True)
@@ -162,12 +146,14 @@ def main():
                 if "error" in r:
                     print(f"{name:<10} {np_:>2} {gc:>2} {r['batch']:>5} failed: {r['error']}", flush=True)
                     continue
-                print(f"{name:<10} {np_:>2} {gc:>2} {r['batch']:>5} {r['params']:>10,} {r['img_s']:>7.1f} "
+                print(f"{name:<10} {np_:>2} {gc:>2} {r['batch']:>5} {r['batch_parts']:>5} {r['params']:>10,} "
+                      f"{r['img_s']:>7.1f} "
                       f"{r['step_s']:>7.3f} {r['warmup_s']:>10.1f} "
                       f"{r['rss_peak_kib'] / 1024:>12.0f} {r['tensor_peak_b'] / 2**20:>15.0f} "
                       f"{r['tensor_step_b'] / 2**20:>16.0f}", flush=True)
     print(f"(total {time.time() - start:.0f} s; {os.cpu_count()} CPU cores; img/s counts all ranks; "
-          f"nn_dtype {args.nn_dtype}{', XLA' if args.jit else ''})")
+          f"nn_dtype {args.nn_dtype}; threads {args.threads}{', XLA' if args.jit else ''}; load average "
+          f"{os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import contextvars
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.base import FlowLayer
+from glow_tf.base import FlowLayer, weight_work
 from glow_tf.hparams import LOGSCALE_FACTOR
 
 _DDI_ACTIVE = contextvars.ContextVar("glow_tf_ddi_active", default=False)
@@ -68,12 +68,13 @@ class ActNorm(FlowLayer):
         return self.logs * self.logscale_factor
 
     def _dlogdet(self, x):
-        return tf.cast(x.shape[1] * x.shape[2], x.dtype) * tf.reduce_sum(self._scaled_logs())
+        logs_sum = weight_work(self, "logs_sum", lambda: tf.reduce_sum(self._scaled_logs()))
+        return tf.cast(x.shape[1] * x.shape[2], x.dtype) * logs_sum
 
     def normalize(self, x):
         """Forward map without log-determinant, for the actnorms inside the coupling network."""
         self._maybe_initialize(x)
-        return (x + self.b) * tf.exp(self._scaled_logs())
+        return (x + self.b) * weight_work(self, "scale", lambda: tf.exp(self._scaled_logs()))
 
     def call(self, x, logdet):
         return self.normalize(x), logdet + self._dlogdet(x)

@@ -11,10 +11,43 @@ checkpoint), and `reverse` does not go through Keras' `__call__`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 import tensorflow as tf
 
 keras = tf.keras
+
+_SHARED = contextvars.ContextVar("glow_tf_shared_weight_work", default=None)
+
+
+@contextlib.contextmanager
+def shared_weight_work():
+    """Within this context, each layer derives each of its weight tensors (a kernel with the actnorm
+    folded in, a log-determinant, ...) once per graph and reuses it on later calls.
+
+    For the encoder's concurrent sub-batches: the same weights serve every sub-batch, so the graph
+    holds one copy of the work on them (and of its gradient) instead of one per sub-batch. Gradients
+    stay exact: the derived tensors are part of the same differentiated computation. Not for
+    tf.recompute_grad, whose recomputation must derive its own tensors under its own tape.
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def weight_work(layer, key, compute):
+    """compute(), or the tensor it gave for (layer, key) earlier in this graph under shared_weight_work."""
+    cache = _SHARED.get()
+    if cache is None:
+        return compute()
+    index = (id(layer), key, id(tf.compat.v1.get_default_graph()))
+    if index not in cache:
+        cache[index] = compute()
+    return cache[index]
 
 
 class Layer(keras.layers.Layer):

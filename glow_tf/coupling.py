@@ -14,16 +14,24 @@ from glow_tf.nn import Conv2D, Conv2DZeros
 
 
 class CouplingNN(Layer):
-    """The original's f(): 3x3 conv -> actnorm -> ReLU -> 1x1 conv -> actnorm -> ReLU -> 3x3 zero conv."""
+    """The original's f(): 3x3 conv -> actnorm -> ReLU -> 1x1 conv -> actnorm -> ReLU -> 3x3 zero conv.
+
+    With `conv_dtype` (e.g. bfloat16) the input is cast once and the three convolutions and the wide
+    activations between them stay in that precision; the zero conv's bias and scale, and so the output,
+    are in the layer's dtype.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, width: int, rng=None, conv_dtype=None, **kwargs):
         super().__init__(**kwargs)
-        sub = dict(self.sublayer_kwargs(), conv_dtype=conv_dtype)
+        self.conv_dtype = tf.as_dtype(conv_dtype) if conv_dtype else None
+        sub = self.sublayer_kwargs()
         self.l_1 = Conv2D(in_channels, width, 3, rng=rng, relu=True, **sub)
         self.l_2 = Conv2D(width, width, 1, rng=rng, relu=True, **sub)
         self.l_last = Conv2DZeros(width, out_channels, **sub)
 
     def hidden(self, x):
+        if self.conv_dtype is not None:
+            x = tf.cast(x, self.conv_dtype)
         return self.l_2(self.l_1(x))
 
     def call(self, x):

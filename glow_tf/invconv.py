@@ -1,4 +1,5 @@
-"""Channel permutations of a flow step (paper §3.2; openai model.py revnet2d_step, invertible_1x1_conv).
+"""Channel permutations of a flow step (paper §3.2; openai/glow model.py, revnet2d_step and
+invertible_1x1_conv).
 
 --flow_permutation 0: ReversePermute, 1: ShufflePermute, 2: InvConv1x1, 3: InvConv1x1LU.
 """
@@ -9,8 +10,9 @@ import numpy as np
 import scipy.linalg
 import tensorflow as tf
 
-from glow_tf.base import FlowLayer
+from glow_tf.base import FlowLayer, weight_work
 from glow_tf.hparams import INVCONV, INVCONV_LU, REVERSE, SHUFFLE
+from glow_tf.nn import pointwise
 
 
 def random_rotation(channels: int, rng: np.random.Generator) -> np.ndarray:
@@ -22,10 +24,24 @@ def _spatial_size(x):
     return tf.cast(x.shape[1] * x.shape[2], tf.float64)
 
 
-def _conv1x1(x, w):
-    """1x1 convolution with a [C_in, C_out] matrix: out = x @ w at every pixel, as the original's conv2d."""
-    c_in, c_out = w.shape
-    return tf.nn.conv2d(x, tf.reshape(w, [1, 1, c_in, c_out]), strides=1, padding="VALID")
+@tf.custom_gradient
+def log_abs_det(w):
+    """log|det w| of a square matrix, as sum(log|diag R|) of w = QR (|det Q| = 1).
+
+    QR rather than slogdet: XLA has kernels for QR and triangular solves but not for
+    LogMatrixDeterminant, so a training step that uses this can be jit-compiled. The gradient,
+    d log|det w| / dw = w^-T = Q R^-T, is one triangular solve with the factors already at hand,
+    where differentiating through the QR decomposition costs about twenty operations.
+    """
+    q, r = tf.linalg.qr(w, full_matrices=False)
+    value = tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(r))))
+
+    def grad(upstream):
+        # w^-1 = R^-1 Q^T, so w^-T = (R^-1 Q^T)^T.
+        w_inv = tf.linalg.triangular_solve(r, tf.transpose(q), lower=False)
+        return upstream * tf.transpose(w_inv)
+
+    return value, grad
 
 
 class ReversePermute(FlowLayer):
@@ -77,24 +93,20 @@ class InvConv1x1(FlowLayer):
         return tf.cast(self.W, tf.float64)
 
     def log_abs_det(self):
-        """log|det W| in float64, as sum(log|diag R|) of W = QR (|det Q| = 1).
-
-        This is the quantity the original computed with matrix_determinant in float64; the QR form
-        has a gradient under XLA, where slogdet/LogMatrixDeterminant has no kernel, so the training
-        step can be jit-compiled.
-        """
-        r = tf.linalg.qr(self.weight_matrix(), full_matrices=False)[1]
-        return tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(r))))
+        """log|det W| in float64 (openai/glow model.py, invertible_1x1_conv: log|matrix_determinant|
+        of W cast to float64)."""
+        return log_abs_det(self.weight_matrix())
 
     def _dlogdet(self, x):
-        return tf.cast(_spatial_size(x) * self.log_abs_det(), x.dtype)
+        return tf.cast(_spatial_size(x) * weight_work(self, "log_abs_det", self.log_abs_det), x.dtype)
 
     def call(self, x, logdet):
-        return _conv1x1(x, tf.cast(self.weight_matrix(), x.dtype)), logdet + self._dlogdet(x)
+        w = weight_work(self, ("w", x.dtype), lambda: tf.cast(self.weight_matrix(), x.dtype))
+        return pointwise(x, w), logdet + self._dlogdet(x)
 
     def reverse(self, z, logdet):
         w_inv = tf.cast(tf.linalg.inv(self.weight_matrix()), z.dtype)
-        return _conv1x1(z, w_inv), logdet - self._dlogdet(z)
+        return pointwise(z, w_inv), logdet - self._dlogdet(z)
 
 
 class InvConv1x1LU(InvConv1x1):

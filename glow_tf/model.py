@@ -1,6 +1,7 @@
-"""The Glow model (openai model.py): preprocessing, the multi-scale flow, priors, encode/decode/sample.
+"""The Glow model (openai/glow model.py, model): preprocessing, the multi-scale flow, priors,
+encode/decode/sample.
 
-Encoder, for L = n_levels and K = depth (spec §2.2):
+Encoder, for L = n_levels and K = depth (openai/glow model.py, codec's encoder):
     x uint8 -> preprocess + U(0, 1/n_bins) noise -> squeeze2d          # [B, H/2, W/2, 4C]
     for level i: K x FlowStep; if i < L-1: Split2d (scores half, squeezes the rest)
     top prior scores z_top                                              # [B, H/2^L, W/2^L, ...]
@@ -11,20 +12,48 @@ n_bits_x-quantised image.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
 
 from glow_tf import ops
-from glow_tf.actnorm import ActNorm, ddi
-from glow_tf.base import FlowSequence
+from glow_tf.actnorm import ActNorm, ddi, ddi_active
+from glow_tf.base import FlowSequence, shared_weight_work
 from glow_tf.hparams import HParams
 from glow_tf.multiscale import Split2d
 from glow_tf.priors import Classifier, TopPrior
 from glow_tf.step import FlowStep
 
 keras = tf.keras
+
+
+def _threads_setting(name: str, env: str) -> int:
+    """A TF thread-pool size: set through tf.config.threading, else through its environment variable
+    (which TF reads, but tf.config.threading does not report), else 0 (TF's default)."""
+    value = getattr(tf.config.threading, f"get_{name}_parallelism_threads")()
+    if value:
+        return value
+    try:
+        return max(0, int(os.environ.get(env, "0")))
+    except ValueError:
+        return 0
+
+
+def concurrent_batch_parts() -> int:
+    """Sub-batches the encoder runs side by side: one per inter-op thread when TF runs every op on one
+    thread (an intra-op pool of 1, e.g. TF_NUM_INTRAOP_THREADS=1) on CPUs; 1 otherwise.
+
+    The layers of a flow step depend on one another, so a batch offers little parallelism between
+    operations, and the convolutions at these sizes spread poorly over several threads. Independent
+    sub-batches give the inter-op threads independent work, one core each.
+    """
+    if tf.config.list_logical_devices("GPU") or _threads_setting("intra_op", "TF_NUM_INTRAOP_THREADS") != 1:
+        return 1
+    inter = _threads_setting("inter_op", "TF_NUM_INTEROP_THREADS")
+    return inter or len(os.sched_getaffinity(0))
 
 
 class Glow(keras.Model):
@@ -56,6 +85,7 @@ class Glow(keras.Model):
         self.classifier = (Classifier(shape[2], hps.n_classes, name="classifier", **sub)
                            if hps.ycond and hps.weight_y > 0 else None)
         self.n_dims = height * width * channels
+        self.batch_parts = concurrent_batch_parts()
         self.built = True
         self._sample_fn = tf.function(self._sample, reduce_retracing=True)
         self._encode_fn = tf.function(self._encode_flat, reduce_retracing=True)
@@ -94,8 +124,28 @@ class Glow(keras.Model):
         """Continuous x in [-0.5, 0.5) -> (z_top, objective [B], [eps_0, ..., eps_top]).
 
         With `checkpoint`, each flow step runs under tf.recompute_grad: only the step's inputs are kept
-        for the backward pass (the original's per-step 'checkpoints' collection, spec §2.4 and §3.6).
+        for the backward pass, like the original's 'checkpoints' collection (openai/glow model.py,
+        revnet2d, which registers every step's input for memory_saving_gradients.py).
+
+        When `batch_parts` > 1 (see concurrent_batch_parts) and the batch size is known, the batch is
+        encoded as that many independent sub-batches, whose results are concatenated: every example's
+        values are those of the whole batch (each is computed on its own), up to float32 round-off.
+        Data-dependent init always sees the whole batch.
         """
+        batch = x.shape[0]
+        parts = min(self.batch_parts, batch or 1)
+        if parts <= 1 or ddi_active():
+            return self._encode_batch(x, y, checkpoint)
+        sizes = [batch // parts + (i < batch % parts) for i in range(parts)]
+        # The sub-batches share the work on the weights, except under recompute_grad (see base).
+        with contextlib.nullcontext() if checkpoint else shared_weight_work():
+            results = [self._encode_batch(xi, yi, checkpoint)
+                       for xi, yi in zip(tf.split(x, sizes), tf.split(y, sizes))]
+        z, objective, eps = zip(*results)
+        return (tf.concat(z, 0), tf.concat(objective, 0),
+                [tf.concat(level, 0) for level in zip(*eps)])
+
+    def _encode_batch(self, x, y, checkpoint):
         y_onehot = tf.one_hot(y, self.hps.n_classes, dtype=x.dtype)
         objective = tf.fill([tf.shape(x)[0]], tf.constant(-math.log(self.hps.n_bins) * self.n_dims,
                                                           x.dtype))

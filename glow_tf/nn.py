@@ -1,9 +1,14 @@
-"""Non-invertible layers used inside couplings and priors (tfops.conv2d, conv2d_zeros, linear_zeros).
+"""Non-invertible layers used inside couplings and priors (openai/glow tfops.py: conv2d, conv2d_zeros,
+linear_zeros).
 
-Every 3x3 convolution uses the original's edge-bias padding: the zero-padded input gets one extra
-channel that is 1 on the padded border and 0 inside, so the kernel has C_in + 1 input channels
-(`W` keeps the original's shape [3, 3, C_in + 1, C_out], which the TF1 checkpoint converter relies on).
-It is computed as conv(x, W[:, :, :C_in]) + conv(border, W[:, :, C_in:]); see ops.edge_indicator.
+Every 3x3 convolution uses the original's edge-bias padding (tfops.py, add_edge_padding): the
+zero-padded input gets one extra channel that is 1 on the padded border and 0 inside, so the kernel has
+C_in + 1 input channels (`W` keeps the original's shape [3, 3, C_in + 1, C_out], which the TF1
+checkpoint converter relies on). A convolution is linear in its input channels, so for a wide input
+this is computed as conv(x, W[:, :, :C_in]) + conv(border, W[:, :, C_in:]) (see `edge_term`).
+
+Each layer computes in the dtype of its input (weights are cast to it), so a coupling network can run
+in bfloat16 from its first layer to its last while its weights stay float32 (`CouplingNN`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import tensorflow as tf
 
 from glow_tf import ops
 from glow_tf.actnorm import ActNorm, ddi_active
-from glow_tf.base import Layer
+from glow_tf.base import Layer, weight_work
 from glow_tf.hparams import LOGSCALE_FACTOR
 
 
@@ -22,11 +27,41 @@ def _rng(rng):
 
 
 def _edge_pad(x):
-    """The original's add_edge_padding for 3x3: zero-pad by 1 and append the border channel."""
+    """tfops.add_edge_padding for 3x3: zero-pad by 1 and append the border channel."""
     _, height, width, _ = x.shape
     border = ops.edge_indicator(height, width, x.dtype)
     padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
     return tf.concat([padded, tf.broadcast_to(border, [tf.shape(x)[0], height + 2, width + 2, 1])], -1)
+
+
+def _border_patches(height: int, width: int) -> np.ndarray:
+    """[H*W, 9]: the 3x3 neighbourhood of every output position in the border channel (taps dy, dx)."""
+    border = ops.edge_indicator_array(height, width)
+    taps = [border[dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)]
+    return np.stack(taps, axis=-1).reshape(height * width, 9)
+
+
+def edge_term(height: int, width: int, kernel_border):
+    """conv(border channel, kernel_border) as [1, H, W, C_out], for a [3, 3, 1, C_out] kernel.
+
+    The border channel is a constant, so its 3x3 neighbourhoods are too: the term is one small matmul
+    (whose gradient is one more), where a convolution of the [1, H+2, W+2, 1] channel costs a
+    convolution and its filter gradient, each dominated by fixed per-call costs at these sizes.
+    """
+    c_out = kernel_border.shape[-1]
+    patches = tf.constant(_border_patches(height, width), kernel_border.dtype)
+    return tf.reshape(tf.matmul(patches, tf.reshape(kernel_border, [9, c_out])), [1, height, width, c_out])
+
+
+def pointwise(x, kernel):
+    """1x1 convolution with a [C_in, C_out] matrix, as a matmul over all positions.
+
+    Same values as tf.nn.conv2d with a [1, 1, C_in, C_out] kernel; a matmul's gradients are two more
+    matmuls, where a 1x1 convolution's filter gradient is a slower general convolution kernel.
+    """
+    c_in, c_out = kernel.shape
+    out = tf.matmul(tf.reshape(x, [-1, c_in]), kernel)
+    return tf.reshape(out, [-1, *x.shape[1:-1], c_out])
 
 
 class _EdgePaddedConv(Layer):
@@ -34,17 +69,14 @@ class _EdgePaddedConv(Layer):
 
     Subclasses build their kernels inside `with self.after(x)`. In a tf.function the graph executor runs
     an op as soon as its inputs exist, and the kernel work (the variable read, the actnorm folded in,
-    the regrouped or bf16 copy) has no input from the data: without the ordering every layer's copy is
-    made when the graph starts and held until the layer runs. For the CIFAR-10 model that is a second
-    copy of all coupling weights (170 MiB) in the forward pass and again in a checkpointed backward
-    pass, where it cancelled most of what gradient checkpointing saves (bench/train_step.py).
+    the bf16 copy) has no input from the data: without the ordering every layer's copy is made when the
+    graph starts and held until the layer runs, a second copy of all coupling weights in the forward pass
+    and again in a checkpointed backward pass (bench/train_step.py measures the step's tensor memory).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, init_std, rng=None,
-                 conv_dtype=None, **kwargs):
-        super().__init__(**kwargs)
-        # Precision of the convolution itself; weights, biases and outputs keep the layer's dtype.
-        self.conv_dtype = tf.as_dtype(conv_dtype) if conv_dtype else None
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, init_std, rng=None, **kwargs):
+        # autocast=False: Keras would cast a bfloat16 input back to the layer's float32 before `call`.
+        super().__init__(autocast=False, **kwargs)
         if kernel_size not in (1, 3):
             raise ValueError(f"kernel_size={kernel_size}: only the original's 1x1 and 3x3 are supported")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
@@ -58,27 +90,31 @@ class _EdgePaddedConv(Layer):
         """A context in which new ops wait for x (a no-op when executing eagerly)."""
         return tf.control_dependencies([x])
 
-    def _conv(self, x, kernel, padding):
-        """tf.nn.conv2d, run in conv_dtype when one is set; the result has x's dtype."""
-        if self.conv_dtype is None or self.conv_dtype == x.dtype:
-            return tf.nn.conv2d(x, kernel, strides=1, padding=padding)
-        out = tf.nn.conv2d(tf.cast(x, self.conv_dtype), tf.cast(kernel, self.conv_dtype), strides=1,
-                           padding=padding)
-        return tf.cast(out, x.dtype)
+    def convolve(self, x):
+        """The edge-padded convolution of x with W, without bias, in the layer's dtype.
 
-    def convolve(self, x, kernel=None):
-        kernel = tf.convert_to_tensor(self.W) if kernel is None else kernel
+        The convolution itself runs in x's dtype (bfloat16 in a bfloat16 coupling network); the border
+        term, which does not depend on x, is added in the layer's dtype.
+        """
         if self.kernel_size == 1:
-            return self._conv(x, kernel, "VALID")
-        # tf.split, not slicing: a slice's gradient is a StridedSliceGrad, the split's a cheap concat.
-        kernel_x, kernel_border = tf.split(kernel, [self.in_channels, 1], axis=2)
-        out = self._conv(x, kernel_x, "SAME")
-        border = ops.edge_indicator(x.shape[1], x.shape[2], x.dtype)
-        return out + tf.nn.conv2d(border, kernel_border, strides=1, padding="VALID")
+            kernel = weight_work(self, ("kernel", x.dtype), lambda: tf.reshape(
+                tf.cast(self.W, x.dtype), [self.in_channels, self.out_channels]))
+            return tf.cast(pointwise(x, kernel), self.compute_dtype)
+
+        def kernels():
+            # tf.split, not slicing: a slice's gradient is a StridedSliceGrad, the split's a cheap concat.
+            kernel_x, kernel_border = tf.split(self.W, [self.in_channels, 1], axis=2)
+            return tf.cast(kernel_x, x.dtype), edge_term(x.shape[1], x.shape[2], kernel_border)
+
+        kernel_x, edge = weight_work(self, ("kernels", x.dtype, x.shape[1], x.shape[2]), kernels)
+        return tf.cast(tf.nn.conv2d(x, kernel_x, strides=1, padding="SAME"), self.compute_dtype) + edge
 
 
 class Conv2D(_EdgePaddedConv):
-    """Port of tfops.conv2d with do_actnorm=True: W ~ N(0, 0.05), no bias, ActNorm (with DDI) instead."""
+    """Port of tfops.conv2d with do_actnorm=True: W ~ N(0, 0.05), no bias, ActNorm (with DDI) instead.
+
+    Computes in the dtype of its input; the output has that dtype too.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, rng=None, relu=False,
                  **kwargs):
@@ -91,26 +127,35 @@ class Conv2D(_EdgePaddedConv):
             return self._call(x)
 
     def _call(self, x):
-        if ddi_active():  # DDI needs the raw convolution output
+        if ddi_active():  # DDI needs the raw convolution output, and its statistics in the layer's dtype
             out = self.actnorm.normalize(self.convolve(x))
-            return tf.nn.relu(out) if self.relu else out
+            return tf.cast(tf.nn.relu(out) if self.relu else out, x.dtype)
         # (conv(x, W) + b) * s == conv(x, W * s) + b * s for the per-channel actnorm scale s: folding
-        # the actnorm into the kernel and a bias lets the conv, the bias and the ReLU after it run as
-        # one fused oneDNN kernel instead of four passes over the wide output.
-        scale = tf.reshape(tf.exp(self.actnorm.logs * self.actnorm.logscale_factor), [-1])
-        kernel = tf.convert_to_tensor(self.W) * scale
-        bias = tf.reshape(self.actnorm.b, [-1]) * scale
+        # the actnorm into the kernel and a bias spares two passes over the wide output (and two in the
+        # backward pass), and the bias joins the convolution in one oneDNN kernel.
+        kernel, bias = weight_work(self, ("folded", x.dtype), lambda: self._folded(x.dtype))
         if self.kernel_size == 3:
-            x = _edge_pad(x)  # the input here is narrow (C/2 + 1 channels), so the copy is cheap
-        dtype = x.dtype
-        if self.conv_dtype is not None and self.conv_dtype != dtype:
-            x, kernel, bias = (tf.cast(t, self.conv_dtype) for t in (x, kernel, bias))
-        out = tf.nn.bias_add(tf.nn.conv2d(x, kernel, strides=1, padding="VALID"), bias)
-        return tf.cast(tf.nn.relu(out) if self.relu else out, dtype)
+            # The input here is narrow (C/2 channels), so the padded copy with its border channel is
+            # cheap, and one convolution with the whole kernel does the rest.
+            out = tf.nn.conv2d(_edge_pad(x), kernel, strides=1, padding="VALID")
+        else:
+            out = pointwise(x, tf.reshape(kernel, [self.in_channels, self.out_channels]))
+        out = tf.nn.bias_add(out, bias)
+        return tf.nn.relu(out) if self.relu else out
+
+    def _folded(self, dtype):
+        """(kernel, bias) in `dtype` with the actnorm folded in: W * s and b * s."""
+        scale = tf.reshape(tf.exp(self.actnorm.logs * self.actnorm.logscale_factor), [-1])
+        kernel = tf.cast(tf.convert_to_tensor(self.W) * scale, dtype)
+        return kernel, tf.cast(tf.reshape(self.actnorm.b, [-1]) * scale, dtype)
 
 
 class Conv2DZeros(_EdgePaddedConv):
-    """Port of tfops.conv2d_zeros: zero-initialised 3x3 conv, plus b, times exp(3 * logs)."""
+    """Port of tfops.conv2d_zeros: zero-initialised 3x3 conv, plus b, times exp(3 * logs).
+
+    The convolution runs in the input's dtype; the bias and scale are applied in the layer's dtype,
+    which is also the output's.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, logscale_factor: float = LOGSCALE_FACTOR,
                  **kwargs):
@@ -121,28 +166,18 @@ class Conv2DZeros(_EdgePaddedConv):
 
     def call(self, x):
         with self.after(x):
-            return (self.convolve(x) + self.b) * tf.exp(self.logs * self.logscale_factor)
+            scale = weight_work(self, "scale", lambda: tf.exp(self.logs * self.logscale_factor))
+            return (self.convolve(x) + self.b) * scale
 
     def interleaved_halves(self, x):
         """(h[..., 0::2], h[..., 1::2]) for h = self(x): the original's interleaved split of the output.
 
-        The output channels are regrouped (evens, then odds) in the small weights instead of slicing
-        the large output with stride 2, whose gradient is a slow scatter; the values are identical.
+        As an unstack of [..., C/2, 2] (whose gradient is a stack) rather than strided slices (whose
+        gradient is a slow scatter); the values are identical.
         """
-        with self.after(x):
-            kernel, b, logs = (_evens_then_odds(t) for t in (self.W, self.b, self.logs))
-            h = (self.convolve(x, kernel) + b) * tf.exp(logs * self.logscale_factor)
-        return tf.split(h, 2, axis=-1)
-
-
-def _evens_then_odds(t):
-    """t[..., 0::2] then t[..., 1::2] along the last axis, as a reshape and transpose (whose gradient is
-    a transpose; a gather's is a transposed segment sum, a strided slice's a StridedSliceGrad)."""
-    t = tf.convert_to_tensor(t)
-    *lead, n = t.shape
-    pairs = tf.reshape(t, [*lead, n // 2, 2])
-    axes = list(range(len(lead)))
-    return tf.reshape(tf.transpose(pairs, axes + [len(lead) + 1, len(lead)]), [*lead, n])
+        h = self(x)
+        pairs = tf.reshape(h, [-1, *h.shape[1:-1], self.out_channels // 2, 2])
+        return tf.unstack(pairs, 2, axis=-1)
 
 
 class LinearZeros(Layer):

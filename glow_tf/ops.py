@@ -70,9 +70,14 @@ def edge_indicator(height: int, width: int, dtype) -> tf.Tensor:
     conv(pad(x), W[:, :, :C]) + conv(e, W[:, :, C:]); the layers in nn.py use that form, which spares
     a copy of every activation and lets the border term be computed once per batch.
     """
-    indicator = np.ones([1, height + 2, width + 2, 1], dtype=np.float32)
-    indicator[:, 1:-1, 1:-1, :] = 0.0
-    return tf.constant(indicator, dtype=dtype)
+    return tf.constant(edge_indicator_array(height, width)[None, :, :, None], dtype=dtype)
+
+
+def edge_indicator_array(height: int, width: int) -> np.ndarray:
+    """edge_indicator as a NumPy [H+2, W+2] array."""
+    indicator = np.ones([height + 2, width + 2], dtype=np.float32)
+    indicator[1:-1, 1:-1] = 0.0
+    return indicator
 
 
 def preprocess(x, n_bits_x: int):

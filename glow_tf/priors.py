@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf import ops
-from glow_tf.base import Layer
+from glow_tf.base import Layer, weight_work
 from glow_tf.nn import Conv2DZeros, LinearZeros
 
 
@@ -33,7 +33,8 @@ class TopPrior(Layer):
         height, width, n_z = self.top_shape
         h = tf.zeros([1, height, width, 2 * n_z], dtype=self.compute_dtype)
         if self.p is not None:
-            h = self.p(h)  # depends on the weights only, so computed once and broadcast over the batch
+            # Depends on the weights only, so computed once and broadcast over the batch.
+            h = weight_work(self, "learned_top", lambda: self.p(h))
         h = h + tf.zeros([tf.shape(y_onehot)[0], 1, 1, 1], dtype=h.dtype)
         if self.y_emb is not None:
             h = h + tf.reshape(self.y_emb(y_onehot), [-1, 1, 1, 2 * n_z])
