@@ -66,6 +66,19 @@ def test_cli_writes_json_and_polyak_weights_differ(trained, tmp_path, capsys):
     assert polyak["weights"] == "polyak" and polyak["bits_x"] != raw["bits_x"]
 
 
+def test_a_float32_model_evaluated_with_bfloat16_networks(trained, tmp_path):
+    out = tmp_path / "eval.json"
+    results = {}
+    for dtype in ("float32", "bfloat16"):
+        argv = [trained, "--draws", "1", "--seed", "3", "--nn_dtype", dtype, "--output", str(out)]
+        assert common.run(evaluate.PROG, evaluate.main, argv) == 0
+        results[dtype] = json.loads(out.read_text())
+        assert results[dtype]["nn_dtype"] == dtype
+    full, half = results["float32"], results["bfloat16"]
+    # Same weights, same noise: only the coupling networks' rounding differs, a little.
+    assert half["bits_x"] != full["bits_x"] and abs(half["bits_x"] - full["bits_x"]) < 0.05
+
+
 @pytest.mark.parametrize("args,message", [
     (["/nonexistent/run"], "no checkpoint at /nonexistent/run"),
     (["--draws", "0"], "--draws 0 must be at least 1"),

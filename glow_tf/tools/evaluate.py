@@ -125,8 +125,8 @@ def _progress(total, enabled):
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, __doc__)
     common.add_checkpoint_args(p, seed_help="seed of the dequantisation noise (default 0)")
-    hparams.add_flags(p.add_argument_group("data flags (train.py's)"),
-                      fields=("problem", "data_dir", "category", "n_test"), overrides=True)
+    hparams.add_flags(p.add_argument_group("data and precision flags (train.py's)"),
+                      fields=("problem", "data_dir", "category", "n_test", "nn_dtype"), overrides=True)
     p.add_argument("--draws", type=int, default=4, help="dequantisation draws per image (default: 4)")
     p.add_argument("--no_reconstruction", action="store_true", help="skip the decode(encode(x)) check")
     p.add_argument("--output", help="also write the results as JSON to this file")
@@ -148,11 +148,11 @@ def main(argv=None) -> dict:
     result = evaluate(model, splits.test, splits.test_its, draws=args.draws, dist=dist,
                       reconstruct=not args.no_reconstruction, progress=dist.rank == 0, files=splits.test_files)
     result.update(checkpoint=prefix, problem=hps.problem, weights="polyak" if args.ema else "raw",
-                  n_ranks=dist.size)
+                  nn_dtype=hps.nn_dtype, n_ranks=dist.size)
     if dist.rank == 0:
         se = f" ± {result['se_draws']:.1e} (draws)" if result["se_draws"] is not None else ""
         print(f"{prefix}: {result['bits_x']:.4f} bits/dim{se} ± {result['se_images']:.4f} (images), "
-              f"{result['n_images']} images x {args.draws} draws, {result['weights']} weights")
+              f"{result['n_images']} images x {args.draws} draws, {result['weights']} weights, {hps.nn_dtype} networks")
         if "recon_mean_abs" in result:
             print(f"reconstruction: mean |x - x'| {result['recon_mean_abs']:.2e}, max {result['recon_max_abs']:.2e}, "
                   f"changed subpixels {100 * result['recon_changed_fraction']:.4f}%, "
