@@ -106,6 +106,29 @@ def test_the_save_interval_writes_checkpoints_inside_an_epoch(tmp_path):
     assert step_of(logdir) == 16
 
 
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    from glow_tf.training import loop
+
+    real = loop.warmup_lr
+
+    def two_ctrl_cs_at_step_11(lr, n_processed, n_train, epochs_warmup):  # inside epoch 2 (8 steps each)
+        if n_processed == 10 * 4:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler asks for a stop at the step's end...
+            os.kill(os.getpid(), signal.SIGINT)  # ...and the second one does not wait for it
+        return real(lr, n_processed, n_train, epochs_warmup)
+
+    monkeypatch.setattr(loop, "warmup_lr", two_ctrl_cs_at_step_11)
+    logdir = str(tmp_path / "run")
+    assert train.main(TINY + ["--epochs", "3", "--logdir", logdir]) == 130
+    err = capsys.readouterr().err
+    assert "Ctrl-C again to stop at once" in err and "train.py: interrupted;" in err
+    assert step_of(logdir) == 8  # epoch 1's checkpoint, untouched; nothing of step 11 was saved
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers were put back
+    monkeypatch.setattr(loop, "warmup_lr", real)
+    assert train.main(TINY + ["--epochs", "3", "--logdir", logdir]) == 0
+    assert step_of(logdir) == 16  # --epochs 3 is epochs 1 and 2, as in the original
+
+
 # --------------------------------------------------------------------------------- damaged checkpoints
 
 def truncate(path, keep=0.5):
