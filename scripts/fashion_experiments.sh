@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Issue 5's measured results on Fashion-MNIST, as run on a 2-core CPU machine (about an hour):
-#   * fashion_glow: the main run, then glow_tf.tools.evaluate on all 10,000 test images;
-#   * the six-way ablation (reverse / shuffle / 1x1 conv x additive / affine) at equal images processed,
-#     then glow_tf.tools.evaluate on the 10,000 test images and a plot of test bits/dim against images.
-# The main run and the ablation runs go side by side, one CPU thread each. Results: logs/experiments/.
+# The README's measured results on Fashion-MNIST, as run on a 2-core CPU machine:
+#   * main (about an hour): fashion_glow, then glow_tf.tools.evaluate on all 10,000 test images;
+#   * ablation (about an hour): the six-way ablation (reverse / shuffle / 1x1 conv x additive / affine) at
+#     equal images processed, then glow_tf.tools.evaluate on the 10,000 test images and a plot of test
+#     bits/dim against images;
+#   * bf16 (about 30 minutes): make train's run (--preset fashion_small) with --nn_dtype float32 and
+#     bfloat16 side by side, seeds 0, 1 and 2, each evaluated on the 10,000 test images with its raw and
+#     its Polyak-averaged weights and in the other precision; then scripts/bf16_table.py prints the table.
+# main and ablation go side by side (all), one CPU thread each. Results: logs/experiments/.
 #
-# Usage: scripts/fashion_experiments.sh [main|ablation|all]   (default all; make install first).
+# Usage: scripts/fashion_experiments.sh [main|ablation|all|bf16]   (default all; make install first).
 # A killed run resumes from its last checkpoint when started again (train.py --resume is on by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,9 +40,29 @@ ablation_runs() {
     --title "Fashion-MNIST 28x28, depth 8 x 2 levels, width 64: test bits/dim"
 }
 
+bf16_run() {  # one seed, one precision, on CPU core $3
+  local name=fashion_small_$1_s$2 other
+  other=$([ "$1" = float32 ] && echo bfloat16 || echo float32)
+  taskset -c "$3" "$PY" train.py --preset fashion_small --nn_dtype "$1" --seed "$2" --logdir "$OUT/$name" \
+    >> "$OUT/$name.log" 2>&1
+  local evaluate=(taskset -c "$3" "$PY" -m glow_tf.tools.evaluate "$OUT/$name" --n_test 10000 --draws 1)
+  "${evaluate[@]}" --output "$OUT/$name/eval_raw.json" >> "$OUT/$name.log" 2>&1
+  "${evaluate[@]}" --ema --no_reconstruction --output "$OUT/$name/eval_ema.json" >> "$OUT/$name.log" 2>&1
+  "${evaluate[@]}" --nn_dtype "$other" --no_reconstruction --output "$OUT/$name/eval_other.json" \
+    >> "$OUT/$name.log" 2>&1
+}
+
+bf16_runs() {
+  for seed in 0 1 2; do
+    bf16_run float32 "$seed" 0 & bf16_run bfloat16 "$seed" 1; wait
+  done
+  "$PY" scripts/bf16_table.py "$OUT"
+}
+
 case "${1:-all}" in
   main) main_run ;;
   ablation) ablation_runs ;;
   all) main_run & ablation_runs; wait ;;
-  *) echo "usage: $0 [main|ablation|all]" >&2; exit 2 ;;
+  bf16) bf16_runs ;;
+  *) echo "usage: $0 [main|ablation|all|bf16]" >&2; exit 2 ;;
 esac

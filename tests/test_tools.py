@@ -351,3 +351,23 @@ def test_grid_is_ceil_sqrt_wide_row_by_row():
     mosaic = images.grid(pictures)
     assert mosaic.shape == (4, 6, 1)  # ceil(sqrt(5)) = 3 columns, 2 rows
     np.testing.assert_array_equal(mosaic[::2, ::2, 0], [[0, 1, 2], [3, 4, 0]])
+
+
+
+def test_tools_run_the_networks_in_float32_unless_told(checkpoint, tmp_path, capsys):
+    """A bfloat16-trained model's weights are float32: the tools run its coupling networks in float32 by
+    default, so that decode inverts encode, and in bfloat16 only when asked; evaluate keeps the model's."""
+    logdir = tmp_path / "run"
+    shutil.copytree(checkpoint[0], logdir)
+    hps_file = logdir / "checkpoints" / "hparams.json"
+    hps_file.write_text(json.dumps({**json.loads(hps_file.read_text()), "nn_dtype": "bfloat16"}))
+    tool = common.parser("tool", "A tool.")
+    common.add_checkpoint_args(tool)
+    like_evaluate = common.parser("evaluate", "Like evaluate.")
+    common.add_checkpoint_args(like_evaluate, nn_dtype=None)
+    for parser, extra, expected in ((tool, [], "float32"), (tool, ["--nn_dtype", "bfloat16"], "bfloat16"),
+                                    (like_evaluate, [], "bfloat16")):
+        model, hps, _ = common.load(parser.parse_args([str(logdir)] + extra))
+        assert hps.nn_dtype == model.hps.nn_dtype == expected
+    assert common.run(sample.PROG, sample.main, [str(logdir), "--nn_dtype", "bfloat16", "--n", "4",
+                                                 "--output", str(tmp_path / "s")]) == 0, capsys.readouterr().err

@@ -16,6 +16,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from glow_tf.errors import ConfigError, run_cli
+from glow_tf.hparams import NN_DTYPES
 
 
 def run(prog: str, main: Callable[[Optional[Sequence[str]]], object],
@@ -30,25 +31,41 @@ def parser(prog: str, doc: str) -> argparse.ArgumentParser:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def add_checkpoint_args(p: argparse.ArgumentParser,
-                        seed_help: str = "seed of TF's random draws (default 0)") -> None:
-    """The checkpoint positional and the flags every model-loading tool shares."""
+def add_checkpoint_args(p: argparse.ArgumentParser, seed_help: str = "seed of TF's random draws (default 0)",
+                        nn_dtype: Optional[str] = "float32") -> None:
+    """The checkpoint positional and the flags every model-loading tool shares.
+
+    `nn_dtype` is the default precision of the coupling networks while the tool runs (None: the one the
+    model was trained with). The weights are float32 whatever the training precision, and float32
+    networks make decode the inverse of encode to float32 round-off; bfloat16 networks round the
+    coupling's shift and scale to 8 bits, and the flow's round-off upstream of a network can move that
+    rounding between encode and decode, which moves a reconstructed subpixel by a level now and then.
+    """
     p.add_argument("checkpoint", help="a train.py logdir, its checkpoints/ or model_best_loss/ folder, or a "
                                       "checkpoint prefix (the latest checkpoint is used, then the best)")
     p.add_argument("--ema", action="store_true",
                    help="use the Polyak-averaged weights (the original kept but never used them)")
     p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--nn_dtype", choices=NN_DTYPES, default=nn_dtype,
+                   help="precision of the coupling networks here (default: "
+                        + (f"{nn_dtype}, whatever the model was trained in, so that decode inverts encode)"
+                           if nn_dtype else "the model's, as in training)"))
 
 
 def load(args):
     """(model, hps, checkpoint prefix) from the parsed checkpoint flags; seeds TF first, so that a seed
     fixes every draw."""
+    import dataclasses
+
     import tensorflow as tf
 
-    from glow_tf.training.checkpoints import load_model
+    from glow_tf.training.checkpoints import load_hparams, load_model
 
     tf.keras.utils.set_random_seed(args.seed)
-    return load_model(args.checkpoint, ema=args.ema)
+    hps = load_hparams(args.checkpoint)
+    if args.nn_dtype:
+        hps = dataclasses.replace(hps, nn_dtype=args.nn_dtype)
+    return load_model(args.checkpoint, hps=hps, ema=args.ema)
 
 
 def check_label(hps, y: Optional[int]) -> Optional[int]:

@@ -124,9 +124,9 @@ def _progress(total, enabled):
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, __doc__)
-    common.add_checkpoint_args(p, seed_help="seed of the dequantisation noise (default 0)")
-    hparams.add_flags(p.add_argument_group("data and precision flags (train.py's)"),
-                      fields=("problem", "data_dir", "category", "n_test", "nn_dtype"), overrides=True)
+    common.add_checkpoint_args(p, seed_help="seed of the dequantisation noise (default 0)", nn_dtype=None)
+    hparams.add_flags(p.add_argument_group("data flags (train.py's)"),
+                      fields=("problem", "data_dir", "category", "n_test"), overrides=True)
     p.add_argument("--draws", type=int, default=4, help="dequantisation draws per image (default: 4)")
     p.add_argument("--no_reconstruction", action="store_true", help="skip the decode(encode(x)) check")
     p.add_argument("--output", help="also write the results as JSON to this file")
@@ -141,7 +141,10 @@ def main(argv=None) -> dict:
         raise ConfigError(f"--draws {args.draws} must be at least 1")
     dist = init_distributed()
     configure_devices(dist)
-    hps = checkpoints.load_hparams(args.checkpoint, **hparams.overrides_of(args))
+    overrides = hparams.overrides_of(args)
+    if overrides.get("nn_dtype") is None:  # the precision the model was trained in
+        overrides.pop("nn_dtype", None)
+    hps = checkpoints.load_hparams(args.checkpoint, **overrides)
     model, hps, prefix = checkpoints.load_model(args.checkpoint, hps=hps, ema=args.ema)
     splits = get_data(hps, rank=dist.rank, size=dist.size)
     tf.random.set_seed(args.seed * dist.size + dist.rank)
