@@ -8,6 +8,9 @@ Every flag of the original keeps its name, default and meaning (glow_tf.hparams.
 starts from a preset and explicit flags override it. The steps: parse the flags, prepare (every check of
 flags, logdir, checkpoints and data, before anything is written), fit (glow_tf.training.loop), report.
 
+On CPUs, TF_NUM_INTRAOP_THREADS=1 runs every op on one thread and each batch as concurrent sub-batches,
+one per core: the same values, in less time on machines with few cores (README, "Threads").
+
 Exit status: 0 done; 2 bad input (one line says what and why); 3 the loss or the weights became
 non-finite (nothing non-finite was saved); 74 a file could not be written (a full disk); 75 stopped by
 SIGTERM or Ctrl-C after writing a checkpoint (run the same command to continue); 130 a second Ctrl-C
@@ -28,10 +31,14 @@ from glow_tf.errors import run_cli  # noqa: E402
 EXIT_INTERRUPTED = 130
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in every flag's help; the closing paragraphs as written."""
+
+
 def parse(argv=None) -> hparams.HParams:
     parser = argparse.ArgumentParser(prog="train.py", description="Train Glow (a TensorFlow 2 port of openai/glow).",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                     epilog=__doc__.split("\n\n")[-1])
+                                     formatter_class=_HelpFormatter,
+                                     epilog="\n\n".join(__doc__.split("\n\n")[-2:]))
     hparams.add_flags(parser)
     hps, _ = hparams.parse_flags(parser, argv)
     return hps
@@ -48,6 +55,8 @@ def main(argv=None) -> int:
 
 
 def train(argv=None) -> int:
+    hps = parse(argv)  # first: --help and flag errors need no TensorFlow
+
     import tensorflow as tf
 
     from data_loaders.common import rank_seed
@@ -56,7 +65,6 @@ def train(argv=None) -> int:
     from glow_tf.training.inference import infer
     from glow_tf.training.preemption import EXIT_PREEMPTED
 
-    hps = parse(argv)
     dist = init_distributed()
     configure_devices(dist)
     # The original's per-rank seed for TF and NumPy (and here Python and Keras too).

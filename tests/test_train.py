@@ -38,6 +38,22 @@ def test_cli_has_every_flag_and_the_readme_spellings():
     assert not undocumented, f"flags without --help text: {undocumented}"
 
 
+@pytest.mark.parametrize("argv,code", [(["--help"], 0), (["--lr", "inf"], 2)])
+def test_help_and_flag_errors_need_no_tensorflow(argv, code):
+    """train.py --help and a bad flag answer at once: TensorFlow is imported only to train."""
+    import subprocess
+
+    probe = ("import sys, train\n"
+             f"try:\n    code = train.main({argv!r})\n"
+             "except SystemExit as stop:  # argparse's --help\n    code = stop.code\n"
+             "print('TF imported' if 'tensorflow' in sys.modules else 'no TF'); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == code, result.stderr
+    assert result.stdout.strip().endswith("no TF"), result.stdout[-300:]
+    if code == 0:
+        assert "Exit status: 0 done" in result.stdout and "TF_NUM_INTRAOP_THREADS=1" in result.stdout
+
+
 def test_preset_then_explicit_flags_override():
     hps = train.parse(["--preset", "fashion_small", "--depth", "3", "--no-learntop"])
     assert hps.problem == "fashion_mnist" and hps.image_size == 28 and hps.n_channels == 1
