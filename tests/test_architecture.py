@@ -54,3 +54,17 @@ def test_no_module_imports_a_layer_above_its_own(layer):
 def test_train_py_stays_a_thin_command():
     with open(os.path.join(ROOT, "train.py")) as f:
         assert len(f.read().splitlines()) < 200
+
+
+@pytest.mark.parametrize("module", ["glow_tf", "glow_tf.hparams", "data_loaders.problems", "tfrecords_tools.format"])
+def test_what_describes_a_model_or_a_format_imports_no_tensorflow(module):
+    """Reading flags, presets, the problem registry or the TFRecord format costs no TensorFlow import
+    (and does not change TF's environment variables)."""
+    import subprocess
+    import sys
+
+    probe = (f"import os, sys; before = dict(os.environ); import {module}; "
+             "print('tensorflow' in sys.modules, dict(os.environ) == before)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"], result.stdout
