@@ -11,7 +11,9 @@ off and on, in one process and under `horovodrun -np 2`:
 * reference: 32x32x3, n_levels 3, depth 8, width 128, batch 16, affine coupling, 1x1 conv;
 * paper: the CIFAR-10 model's flow (depth 32, width 512), batch 16: about 5 s a step on 2 CPU cores,
   plus one to two minutes of tracing per run, so it runs in one process only unless --np says otherwise
-  (--paper_batch 4 for a quicker look).
+  (--paper_batch 4 for a quicker look);
+* fashion_small: `make train`'s model (28x28x1, n_levels 2, depth 8, width 64, batch 32, affine, 1x1
+  conv), in one process unless --np says otherwise.
 
 Each configuration runs in its own process (with TF_CPU_ALLOCATOR_USE_BFC=true, so that TensorFlow
 reports its tensors' memory on the CPU as it does on GPUs). `--threads parallel` runs it with
@@ -41,7 +43,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {"reference": dict(depth=8, width=128, batch=16), "paper": dict(depth=32, width=512, batch=16)}
+# Each configuration: HParams fields over the reference configuration (step_setup.reference_hps), and
+# its batch (n_batch_train).
+CONFIGS = {"reference": dict(batch=16), "paper": dict(depth=32, width=512, batch=16),
+           "fashion_small": dict(image_size=28, n_channels=1, n_levels=2, depth=8, width=64, batch=32)}
 
 
 def child(args) -> None:
@@ -52,8 +57,9 @@ def child(args) -> None:
     import tensorflow as tf
     from step_setup import TrainStep, reference_hps
 
-    hps = reference_hps(depth=args.depth, width=args.width, n_batch_train=args.batch, gradient_checkpointing=args.gc,
-                        jit_compile=args.jit, nn_dtype=args.nn_dtype)
+    fields = {k: v for k, v in CONFIGS[args.config].items() if k != "batch"}
+    hps = reference_hps(**fields, n_batch_train=args.batch, gradient_checkpointing=args.gc, jit_compile=args.jit,
+                        nn_dtype=args.nn_dtype)
     t0 = time.time()
     step = TrainStep(hps)
     t_setup = time.time() - t0
@@ -81,10 +87,10 @@ def child(args) -> None:
 def measure(name, cfg, gc, np_, args):
     """Run one configuration in a subprocess; returns its result dict with peak RSS from wait4."""
     batch = args.paper_batch if name == "paper" and args.paper_batch else cfg["batch"]
-    steps = args.steps if name == "reference" else max(1, args.steps // 4)
+    steps = max(1, args.steps // 4) if name == "paper" else args.steps
     warmup = warmup_steps(name, args)
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--depth", str(cfg["depth"]),
-           "--width", str(cfg["width"]), "--batch", str(batch), "--gc", str(gc), "--steps", str(steps),
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--config", name,
+           "--batch", str(batch), "--gc", str(gc), "--steps", str(steps),
            "--warmup", str(warmup), "--nn_dtype", args.nn_dtype] + (["--jit"] if args.jit else [])
     if np_ > 1:
         horovodrun = os.path.join(os.path.dirname(sys.executable), "horovodrun")
@@ -108,7 +114,7 @@ def measure(name, cfg, gc, np_, args):
 
 
 def warmup_steps(name, args):
-    return args.warmup if name == "reference" else 1
+    return 1 if name == "paper" else args.warmup
 
 
 def main():
@@ -125,8 +131,7 @@ def main():
                         help="TF's default thread pools, or single-threaded ops (TF_NUM_INTRAOP_THREADS=1)")
     # The child's own arguments.
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--depth", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--width", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--config", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--gc", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -134,19 +139,19 @@ def main():
         return child(args)
 
     start = time.time()
-    header = (f"{'config':<10} {'np':>2} {'gc':>2} {'batch':>5} {'parts':>5} {'params':>10} {'img/s':>7} {'s/step':>7} "
+    header = (f"{'config':<13} {'np':>2} {'gc':>2} {'batch':>5} {'parts':>5} {'params':>10} {'img/s':>7} {'s/step':>7} "
               f"{'warmup s':>10} {'peak RSS MiB':>12} {'tensor peak MiB':>15} {'step tensors MiB':>16}")
     print(header)
     print("-" * len(header), flush=True)
     for name in args.only or list(CONFIGS):
-        # The paper configuration takes minutes per run on 2 cores, so only one process by default.
+        # Only the reference configuration runs under horovodrun by default (the paper one takes minutes).
         for np_ in args.np or ([1, 2] if name == "reference" else [1]):
             for gc in (0, 1):
                 r = measure(name, CONFIGS[name], gc, np_, args)
                 if "error" in r:
-                    print(f"{name:<10} {np_:>2} {gc:>2} {r['batch']:>5} failed: {r['error']}", flush=True)
+                    print(f"{name:<13} {np_:>2} {gc:>2} {r['batch']:>5} failed: {r['error']}", flush=True)
                     continue
-                print(f"{name:<10} {np_:>2} {gc:>2} {r['batch']:>5} {r['batch_parts']:>5} {r['params']:>10,} "
+                print(f"{name:<13} {np_:>2} {gc:>2} {r['batch']:>5} {r['batch_parts']:>5} {r['params']:>10,} "
                       f"{r['img_s']:>7.1f} "
                       f"{r['step_s']:>7.3f} {r['warmup_s']:>10.1f} "
                       f"{r['rss_peak_kib'] / 1024:>12.0f} {r['tensor_peak_b'] / 2**20:>15.0f} "
