@@ -303,7 +303,7 @@ def check_first_record(path: str, resolution: int, n_channels: int, rnd_crop: bo
             raise DataError(f"{path}: shard holds no records")
         features = fmt.decode_example(fmt.read_record(path, frame[0]))
     except DamagedFile as err:
-        raise DataError(f"{path}: corrupt TFRecord file (record {err.index} at byte {err.offset}: {err.reason}); "
+        raise DataError(f"{path}: corrupt TFRecord file (record {max(err.index, 0)} at byte {err.offset}: {err.reason}); "
                         f"run `{verify_command(data_dir or os.path.dirname(os.path.dirname(path)))}` and "
                         f"re-convert the set") from None
     except FormatError:

@@ -294,12 +294,21 @@ def test_corrupt_first_record_is_a_data_error(tmp_path):
         get_data(tfr_hps(data_dir))
     path = tmp_path / "validation" / fmt.shard_name("validation", 5, 0, 1)
     path.write_bytes(path.read_bytes()[:20])  # header complete, record cut short
-    with pytest.raises(DataError, match="validation-r05-s-0000-of-0001.tfrecords: corrupt TFRecord file") as caught:
+    with pytest.raises(DataError, match=r"validation-r05-s-0000-of-0001.tfrecords: corrupt TFRecord file \(record 0 "
+                                        r"at byte 0: truncated") as caught:
         get_data(tfr_hps(data_dir))
     # The hint is a command that works as written: it names the folder and finds the damage.
     command = re.search(r"run `python -m tfrecords_tools.verify (\S+)`", str(caught.value))
     assert command and command.group(1) == data_dir
     assert verify.main([command.group(1)]) == 1
+    # A record whose data fails its checksum is named by its place in the file too.
+    data_dir = _one_record_set(tmp_path / "flipped", [(np.zeros((32, 32, 3), np.uint8), 0)] * 3)
+    path = tmp_path / "flipped" / "validation" / fmt.shard_name("validation", 5, 0, 1)
+    data = bytearray(path.read_bytes())
+    data[fmt.HEADER_BYTES + 4] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"corrupt TFRecord file \(record 0 at byte 0: the data fails its checksum"):
+        get_data(tfr_hps(data_dir))
 
 
 @pytest.mark.parametrize("bad, message", [

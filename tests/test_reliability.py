@@ -348,3 +348,19 @@ def test_a_corrupt_record_met_in_training_is_one_line_naming_it_or_is_skipped(da
     err = capfd.readouterr().err
     assert f"data: skipped the rest of {damaged} after record 1" in err and "data: skipped " in err
     assert step_of(str(tmp_path / "skipping")) == 2 * 16
+
+    # A damaged validation record met by --inference is the same one line (inference never skips).
+    from tfrecords_tools import format as fmt
+
+    valid = sorted((tmp_path / "tfr" / "validation").glob("*.tfrecords"))[0]
+    for manifest in (tmp_path / "tfr" / "validation").glob("*.manifest.json"):
+        os.remove(manifest)  # the manifest would refuse the set before reading (the original's sets have none)
+    offset, length = list(fmt.walk_records(str(valid)))[1]  # (record 0 is checked before anything runs)
+    data = bytearray(valid.read_bytes())
+    data[offset + fmt.HEADER_BYTES + length // 2] ^= 0x01
+    valid.write_bytes(bytes(data))
+    assert train.main(args + ["--skip_corrupt_records", "--inference", "--logdir", str(tmp_path / "skipping")]) == 2
+    err = [line for line in capfd.readouterr().err.strip().splitlines()
+           if not re.match(r"^([IWE]\d{4} |WARNING: All log messages)", line)]
+    assert len(err) == 1 and err[0].startswith("train.py: error: reading the data for --inference: "), err
+    assert f"{valid}: record 1 at byte {offset}: the data fails its checksum" in err[0]

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from data_loaders.damage import read_batch
 from glow_tf.files import atomic_path
 from glow_tf.training.trainer import Trainer
 
@@ -24,7 +25,7 @@ def infer(plan, dist) -> dict:
     test_iter = iter(plan.splits.test)
     with trainer.ema.swapped(trainer.trainable, hps.eval_ema):
         for _ in range(plan.splits.test_its):
-            x, y = next(test_iter)
+            x, y = read_batch(test_iter, plan.splits.test_files, "for --inference", skip_flag=None)
             z = trainer.model.encode(x, y)
             xs.append(np.asarray(trainer.model.decode(z, y)))
             zs.append(np.asarray(z))
