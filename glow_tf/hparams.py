@@ -291,18 +291,17 @@ def parse_flags(parser: argparse.ArgumentParser, argv=None) -> tuple:
 
     The preset, when given, supplies the defaults, and every explicit flag overrides it.
     """
+    # A first pass finds the preset; an unknown one is left to `parser`, whose error names the command.
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", choices=sorted(PRESETS), default=None)
-    known, _ = pre.parse_known_args(argv)
-    if known.preset:
-        names = {f.name for f in dataclasses.fields(HParams)}
-        parser.set_defaults(**{k: v for k, v in dataclasses.asdict(PRESETS[known.preset]()).items()
-                               if k in names})
+    pre.add_argument("--preset", default=None)
+    preset = PRESETS.get(pre.parse_known_args(argv)[0].preset)
+    base = preset() if preset else HParams()
+    if preset:
+        parser.set_defaults(**dataclasses.asdict(base))
     args = vars(parser.parse_args(argv))
     names = {f.name for f in dataclasses.fields(HParams)}
     fields = {k: v for k, v in args.items() if k in names}
     rest = argparse.Namespace(**{k: v for k, v in args.items() if k not in names})
-    base = PRESETS[known.preset]() if known.preset else HParams()
     return dataclasses.replace(base, **fields), rest
 
 

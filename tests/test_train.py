@@ -227,3 +227,12 @@ def test_a_logdir_that_is_a_file_is_refused_before_anything_runs(tmp_path, capsy
     assert train.main(TINY + ["--logdir", str(path)]) == 2
     assert f"--logdir {path} is a file, not a folder" in capsys.readouterr().err
     assert path.read_text() == "a user's file"
+
+
+def test_an_unknown_preset_is_one_line_from_the_commands_own_parser(capsys):
+    with pytest.raises(SystemExit) as stop:
+        train.parse(["--preset", "nope"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("train.py: error: argument --preset: invalid choice: 'nope' (choose from ")
+    assert err[0].startswith("usage: train.py")
