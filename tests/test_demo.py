@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from data_loaders import DataError
 from glow_tf.errors import ConfigError
 from glow_tf.tools.demo import align, browser, directions, images, server
 from glow_tf.tools.manipulate import CELEBA_ATTRIBUTES
@@ -134,17 +135,22 @@ def test_class_directions_are_scaled_differences_of_class_means_and_are_cached(t
         assert str(f["model"]) == "key-B"
 
 
-def test_directions_failure_is_reported_not_raised(tmp_path):
+@pytest.mark.parametrize("error", [ConfigError("cannot read the model's data: /nowhere does not exist"),
+                                   DataError("reading the data for the directions: /nowhere/x.tfrecords: record 3 "
+                                             "at byte 9: the data fails its checksum")], ids=lambda e: type(e).__name__)
+def test_directions_failure_is_reported_not_raised(tmp_path, capsys, error):
     from glow_tf.hparams import HParams
 
     hps = HParams(problem="fashion_mnist", image_size=4, n_channels=1, n_levels=1, depth=1, width=4)
 
     def broken_source():
-        raise ConfigError("cannot read the model's data: /nowhere does not exist")
+        raise error
 
     job = directions.DirectionsJob(hps, stub_encode([]), str(tmp_path / "c.npz"), lambda s: "k", broken_source)
     job.run()
-    assert job.status()["state"] == "failed" and "/nowhere" in job.status()["message"]
+    # A user's error is its own message on the page, without a traceback on the server.
+    assert job.status()["state"] == "failed" and job.status()["message"] == str(error)
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_cache_key_follows_the_checkpoint_weights_ema_and_data(logdir, tmp_path):

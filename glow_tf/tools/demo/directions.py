@@ -185,9 +185,10 @@ class DirectionsJob:
     def run(self) -> None:
         try:
             self._run()
-        except ConfigError as err:
-            self._set(state="failed", message=str(err))
         except Exception as err:  # the page must say it, and the server must go on serving the rest
+            if isinstance(getattr(err, "exit_code", None), int):  # a user's error (glow_tf.errors.run_cli's rule)
+                self._set(state="failed", message=str(err))
+                return
             traceback.print_exc()
             self._set(state="failed", message=f"computing the directions failed: {type(err).__name__}: {err}")
 
