@@ -28,19 +28,24 @@ MEASURES = (  # (column, how to read it from a run)
 )
 
 
+def fail(message: str):
+    print(f"bf16_table.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def read_run(folder: str) -> dict:
-    def load(name):
+    def text(name):
         path = os.path.join(folder, name)
         if not os.path.exists(path):
-            sys.exit(f"bf16_table.py: {path} is missing; run scripts/fashion_experiments.sh bf16 first")
+            fail(f"{path} is missing; run scripts/fashion_experiments.sh bf16 first")
         with open(path) as f:
-            return json.load(f)
+            return f.read()
 
-    with open(os.path.join(folder, "train.txt")) as f:
-        lines = [json.loads(line) for line in f if line.strip()]
-    epochs = [line for line in lines if "bits_x" in line]
-    return {"train": float(epochs[-1]["bits_x"]), "raw": load("eval_raw.json"),
-            "ema": load("eval_ema.json"), "other": load("eval_other.json")}
+    epochs = [line for line in map(json.loads, filter(str.strip, text("train.txt").splitlines())) if "bits_x" in line]
+    if not epochs:
+        fail(f"{folder}/train.txt holds no finished epoch; let the run finish first")
+    return {"train": float(epochs[-1]["bits_x"]), "raw": json.loads(text("eval_raw.json")),
+            "ema": json.loads(text("eval_ema.json")), "other": json.loads(text("eval_other.json"))}
 
 
 def main(argv=None) -> int:
