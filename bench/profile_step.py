@@ -2,7 +2,7 @@
 """Where the training step's time goes: TensorFlow's profiler on train.py's step, summarised as tables.
 
     python bench/profile_step.py                          # reference configuration, TF's default threads
-    python bench/profile_step.py --threads parallel       # single-threaded ops, the batch in concurrent halves
+    python bench/profile_step.py --threads parallel       # single-threaded ops, the batch in one sub-batch per inter-op thread
     python bench/profile_step.py --nn_dtype bfloat16 --top 25
 
 Traces `--steps` training steps (after `--warmup` untraced ones) of the reference configuration
@@ -75,7 +75,7 @@ def read_trace(logdir: str):
         for event in line.events:
             name = host.event_metadata[event.metadata_id].name
             seconds = event.duration_ps * 1e-12
-            if line.name == "python" and name == "train_step":
+            if name == "train_step" and not line.name.startswith("tf_"):  # the Python thread (python, python3, ...)
                 steps.append(seconds)
             elif line.name.startswith("tf_Compute"):
                 if name == "ExecutorState::Process":
@@ -88,6 +88,8 @@ def read_trace(logdir: str):
 
 def summarise(ops, executor, steps, top: int) -> None:
     n = len(steps)
+    if not n:
+        sys.exit("bench/profile_step.py: the trace holds no train_step event; nothing to summarise")
     op_total = sum(s for _, _, s in ops)
     print(f"wall {1e3 * sum(steps) / n:.1f} ms per step while tracing ({n} steps); {len(ops) / n:.0f} ops per step "
           f"({len({t for _, t, _ in ops})} types); op time {1e3 * op_total / n:.1f} ms per step; executor's own "

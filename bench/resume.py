@@ -29,8 +29,8 @@ import reader  # noqa: E402  (bench/reader.py: the TFRecord sets)
 import tensorflow as tf  # noqa: E402
 
 from data_loaders import get_data  # noqa: E402
+from data_loaders.common import LOCAL_BATCH_TEST  # noqa: E402
 from data_loaders.position import resume_position, save_position  # noqa: E402
-from data_loaders.common import LOCAL_BATCH_TEST
 from glow_tf.hparams import HParams  # noqa: E402
 
 POSITIONS = (200, 2000)

@@ -56,7 +56,8 @@ Structural differences ({PORT}'s model.py and train.py, against glow-tf, which f
     weights with PyTorch's default initialisers, glow-tf with the original's (N(0, 0.05), zeros);
   * threads: PyTorch runs each op on {{torch}} OpenMP threads in turn; TensorFlow runs independent ops
     concurrently on its inter-op pool, each on its intra-op pool (TF defaults: one thread per core);
-    glow-tf's "parallel threads" rows run every op on one thread and the batch as concurrent halves."""
+    glow-tf's "parallel threads" rows run every op on one thread and the batch as concurrent sub-batches,
+    one per inter-op thread."""
 
 
 # ------------------------------------------------------------------------------------------------ workers
@@ -205,7 +206,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the first repetition")
     parser.add_argument("--tf", action="append", choices=sorted(TF_CONTENDERS),
                         help="glow-tf contenders: --nn_dtype, with ':parallel' for single-threaded ops and "
-                             "the batch in concurrent halves (TF_NUM_INTRAOP_THREADS=1); default: all four")
+                             "the batch in concurrent sub-batches, one per inter-op thread "
+                             "(TF_NUM_INTRAOP_THREADS=1); default: all four")
     parser.add_argument("--baseline", metavar="DIR",
                         help="also time the step of another glow-tf checkout (one with glow_tf.training, e.g. "
                              "`git worktree add DIR main`), TF's default threads, each --tf dtype")
