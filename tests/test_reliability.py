@@ -158,6 +158,11 @@ def test_damaged_checkpoints_fall_back_to_the_newest_readable_one(tmp_path, caps
     assert f"using {logdir}/checkpoints/ckpt-8" in captured.err
     assert f"resumed from {logdir}/checkpoints/ckpt-8" in captured.out
     assert step_of(logdir) == 24 and [line["epoch"] for line in read_jsonl(f"{logdir}/train.txt")[1:]] == [1, 2, 3]
+    # A tool skips a damaged checkpoint the same way, and says so once.
+    truncate(f"{logdir}/checkpoints/ckpt-24.data-00000-of-00001")
+    code = common.run(evaluate.PROG, evaluate.main, [logdir, "--draws", "1", "--no_reconstruction"])
+    err = capsys.readouterr().err
+    assert code == 0 and err.count(f"skipping the damaged checkpoint {logdir}/checkpoints/ckpt-24") == 1, err
 
     # Nothing readable: one line, exit 2, and the logdir exactly as it was (no silent fresh start).
     for name in os.listdir(f"{logdir}/checkpoints"):

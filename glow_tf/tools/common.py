@@ -55,17 +55,12 @@ def add_checkpoint_args(p: argparse.ArgumentParser, seed_help: str = "seed of TF
 def load(args):
     """(model, hps, checkpoint prefix) from the parsed checkpoint flags; seeds TF first, so that a seed
     fixes every draw."""
-    import dataclasses
-
     import tensorflow as tf
 
-    from glow_tf.training.checkpoints import load_hparams, load_model
+    from glow_tf.training.checkpoints import load_model
 
     tf.keras.utils.set_random_seed(args.seed)
-    hps = load_hparams(args.checkpoint)
-    if args.nn_dtype:
-        hps = dataclasses.replace(hps, nn_dtype=args.nn_dtype)
-    return load_model(args.checkpoint, hps=hps, ema=args.ema)
+    return load_model(args.checkpoint, ema=args.ema, **({"nn_dtype": args.nn_dtype} if args.nn_dtype else {}))
 
 
 def check_label(hps, y: Optional[int]) -> Optional[int]:

@@ -144,8 +144,7 @@ def main(argv=None) -> dict:
     overrides = hparams.overrides_of(args)
     if overrides.get("nn_dtype") is None:  # the precision the model was trained in
         overrides.pop("nn_dtype", None)
-    hps = checkpoints.load_hparams(args.checkpoint, **overrides)
-    model, hps, prefix = checkpoints.load_model(args.checkpoint, hps=hps, ema=args.ema)
+    model, hps, prefix = checkpoints.load_model(args.checkpoint, ema=args.ema, **overrides)
     splits = get_data(hps, rank=dist.rank, size=dist.size)
     tf.random.set_seed(args.seed * dist.size + dist.rank)
     result = evaluate(model, splits.test, splits.test_its, draws=args.draws, dist=dist,

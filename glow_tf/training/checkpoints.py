@@ -269,9 +269,8 @@ def read_hparams_file(path: str, **overrides) -> HParams:
         raise CheckpointError(f"{path}: unreadable hyperparameters ({_first_line(err)})") from None
 
 
-def load_hparams(path: str, **overrides) -> HParams:
-    """The HParams saved next to a checkpoint, with `overrides` applied (e.g. data_dir, n_test)."""
-    prefix = resolve(path)
+def hparams_beside(prefix: str, **overrides) -> HParams:
+    """The HParams saved next to the checkpoint `prefix`, with `overrides` applied (e.g. data_dir, n_test)."""
     hps_path = os.path.join(os.path.dirname(prefix), HPS_FILE)
     if not os.path.isfile(hps_path):
         raise CheckpointError(f"{hps_path} is missing: the checkpoint's configuration is unknown")
@@ -320,13 +319,14 @@ def save(manager: tf.train.CheckpointManager, name: str, step: int) -> str:
 # ---------------------------------------------------------------------------------------------------------
 # Loading a trained model, for the tools.
 
-def load_model(path: str, hps: Optional[HParams] = None, ema: bool = False):
-    """(model, hps, prefix): a Glow with the checkpoint's weights (the Polyak average with `ema`)."""
+def load_model(path: str, ema: bool = False, **overrides):
+    """(model, hps, prefix): a Glow with the checkpoint's weights (the Polyak average with `ema`), built
+    from the hparams.json beside it with `overrides` applied (HParams fields, e.g. data_dir, nn_dtype)."""
     from glow_tf.model import Glow
     from glow_tf.training.optim import PolyakAverage
 
-    prefix = resolve(path)
-    hps = hps or load_hparams(prefix)
+    prefix = resolve(path)  # once: it reads the whole checkpoint, and warns about any damaged one it skips
+    hps = hparams_beside(prefix, **overrides)
     model = Glow(hps)
     objects = {"model": model}
     if ema:
