@@ -34,22 +34,33 @@ class NonFiniteError(GlowError):
     exit_code = 3
 
 
+def is_user_error(err: BaseException) -> bool:
+    """Whether `err` is a failure the user can fix: its class carries an integer `exit_code` (GlowError here;
+    data_loaders.DataError and tfrecords_tools' ConversionError follow the same rule, without importing
+    this package). Anything else is a bug."""
+    return isinstance(getattr(type(err), "exit_code", None), int)
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr: `warning: <message>`."""
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def run_cli(prog: str, main, argv=None) -> int:
     """Run a command's `main(argv)` and return its exit status.
 
-    Any exception whose class carries an integer `exit_code` (GlowError here; data_loaders.DataError and
-    tfrecords_tools' ConversionError follow the same rule, without importing this package) is a failure
-    the user can fix: it is printed as one line `<prog>: error: <message>` on stderr and its code is
-    returned. Everything else is a bug and propagates with its traceback.
+    A user's error (is_user_error) is printed as one line `<prog>: error: <message>` on stderr and its
+    `exit_code` is returned. Everything else is a bug and propagates with its traceback.
     """
     import sys
 
     try:
         status = main(argv)
     except Exception as err:  # noqa: BLE001 - re-raised below unless it declares an exit code
-        code = getattr(type(err), "exit_code", None)
-        if not isinstance(code, int):
+        if not is_user_error(err):
             raise
         print(f"{prog}: error: {err}", file=sys.stderr)
-        return code
+        return err.exit_code
     return status if isinstance(status, int) else 0

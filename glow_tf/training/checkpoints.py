@@ -26,12 +26,11 @@ import json
 import os
 import re
 import shutil
-import sys
 from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
 
-from glow_tf.errors import CheckpointError
+from glow_tf.errors import CheckpointError, warn
 from glow_tf.files import write_error, write_json
 from glow_tf.hparams import HParams, model_signature
 
@@ -43,10 +42,6 @@ BEST_NAME = "model_best_loss.ckpt"  # the original's file name, model_best_loss.
 LATEST_KEPT = 2  # latest checkpoints kept, and the data positions saved with them
 
 Warn = Callable[[str], None]
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -108,7 +103,7 @@ def _state_file_problem(folder: str) -> Optional[str]:
 _STATE_LINE = re.compile(r'^[a-z_]+: ("[^"]*"|[-+0-9.eE]+)$')
 
 
-def newest_readable(folder: str, warn: Warn = _warn) -> Optional[str]:
+def newest_readable(folder: str, warn: Warn = warn) -> Optional[str]:
     """The newest checkpoint in `folder` that reads completely; None when the folder holds none at all.
 
     Damaged checkpoints (and a damaged state file) are skipped with a warning; if every checkpoint is
@@ -140,7 +135,7 @@ def newest_readable(folder: str, warn: Warn = _warn) -> Optional[str]:
     return None
 
 
-def resolve(path: str, warn: Warn = _warn) -> str:
+def resolve(path: str, warn: Warn = warn) -> str:
     """The checkpoint prefix for a logdir, a checkpoint folder or a prefix (latest first, then best)."""
     if not path:
         raise CheckpointError("no checkpoint given (expected a logdir, a checkpoint folder or a prefix)")

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders.damage import read_batch
-from glow_tf.errors import CheckpointError, ConfigError, NonFiniteError
+from glow_tf.errors import CheckpointError, ConfigError, NonFiniteError, warn
 from glow_tf.hparams import HParams
 from glow_tf.training import checkpoints, runfiles
 from glow_tf.training.checkpoints import CHECKPOINT_DIR, HPS_FILE
@@ -40,10 +40,6 @@ from glow_tf.training.preemption import StopSignals
 from glow_tf.training.state import STATS
 from glow_tf.training.steps import FLAGS
 from glow_tf.training.trainer import Trainer
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _silent(message: str) -> None:
@@ -85,13 +81,13 @@ def prepare(hps: HParams, dist) -> Plan:
     from data_loaders import get_data
 
     chief = dist.rank == 0
-    warn = _warn if chief else _silent
+    say = warn if chief else _silent
     logdir = os.path.abspath(hps.logdir)
     runfiles.check_logdir(hps.logdir)
-    lock = None if hps.inference else runfiles.RunLock(logdir, warn)
+    lock = None if hps.inference else runfiles.RunLock(logdir, say)
     if lock is not None:
         lock.check()
-    resume, restore = _starting_points(hps, logdir, warn)
+    resume, restore = _starting_points(hps, logdir, say)
     splits = get_data(hps, dist.rank, dist.size, allow_download=False)
     if lock is None:
         return Plan(hps, splits, resume, restore)
@@ -109,10 +105,10 @@ def prepare(hps: HParams, dist) -> Plan:
         # A --no-resume run died before its first checkpoint: the run it replaced comes back.
         if chief:
             runfiles.bring_back(logdir)
-            warn(f"the last --no-resume run in {logdir} stopped before its first checkpoint; moved the run it "
-                 f"replaced back from {runfiles.REPLACED_DIR}/ and resuming that")
+            say(f"the last --no-resume run in {logdir} stopped before its first checkpoint; moved the run it "
+               f"replaced back from {runfiles.REPLACED_DIR}/ and resuming that")
         dist.all_ok(True)  # every rank waits until the files are back
-        plan.resume, plan.restore = _starting_points(hps, logdir, warn)
+        plan.resume, plan.restore = _starting_points(hps, logdir, say)
     return plan
 
 

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import List, Optional
 
-from glow_tf.errors import ConfigError
+from glow_tf.errors import ConfigError, warn
 from glow_tf.files import write_error
 
 LOCK_FILE = "train.lock"
@@ -35,10 +35,6 @@ REPLACED_DIR = "replaced_run"
 # What a run writes into its logdir (train.py and its loop); everything else there is left alone.
 RUN_FILES = ("checkpoints", "model_best_loss", "hparams.json", "train.txt", "test.txt",
              "events.out.tfevents.*", "epoch_*_sample_*.png")
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def check_logdir(logdir: str) -> None:
@@ -76,7 +72,7 @@ def _process_start(pid: int) -> Optional[float]:
 class RunLock:
     """`train.lock` in a logdir; `acquire` refuses while another live run holds it."""
 
-    def __init__(self, logdir: str, warn=_warn):
+    def __init__(self, logdir: str, warn=warn):
         self.path = os.path.join(logdir, LOCK_FILE)
         self.warn = warn
         self.host, self.pid = socket.gethostname(), os.getpid()
