@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from glow_tf.errors import ConfigError
-from glow_tf.images import grid, save_gif, save_png
+from glow_tf.images import save_gif, save_grid
 from glow_tf.tools import common
 
 PROG = "glow_tf.tools.interpolate"
@@ -63,8 +63,7 @@ def main(argv: Optional[Sequence[str]] = None):
     y = common.check_label(hps, args.y) or 0
     images = common.read_images(args.images, hps.image_shape)
     frames = interpolate(model, images, args.steps, y)  # [pairs, steps, H, W, C]
-    save_png(grid(frames.reshape(-1, *frames.shape[2:]), columns=args.steps),
-                          args.output)
+    save_grid(frames.reshape(-1, *frames.shape[2:]), args.output, columns=args.steps)
     print(f"wrote {args.output}: {len(frames)} row(s) of {args.steps} frames")
     if args.gif:
         # Consecutive rows share an end point (the image between them); show it once.

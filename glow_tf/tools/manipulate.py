@@ -33,7 +33,7 @@ import numpy as np
 from glow_tf.errors import ConfigError
 from glow_tf.files import atomic_path
 from glow_tf.hparams import model_signature
-from glow_tf.images import grid, save_png
+from glow_tf.images import save_grid
 from glow_tf.tools import common
 from tfrecords_tools import format as tfr_format
 from tfrecords_tools.format import CELEBA_ATTRIBUTES
@@ -237,8 +237,7 @@ def _apply(args) -> list:
         list(np.linspace(-args.alpha_max, args.alpha_max, args.steps))
     strips = manipulate(model, image, directions[[available.index(n) for n in names]], alphas, y)
     stem = os.path.splitext(os.path.basename(args.image))[0]
-    written = [save_png(grid(strip, columns=len(alphas)),
-                                     os.path.join(args.output, f"{stem}_{name}.png"))
+    written = [save_grid(strip, os.path.join(args.output, f"{stem}_{name}.png"), columns=len(alphas))
                for name, strip in zip(names, strips)]
     print(f"wrote {len(written)} strips of alpha = {', '.join(f'{a:g}' for a in alphas)} to {args.output}")
     return written

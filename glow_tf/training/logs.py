@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf.files import write_error, write_text
-from glow_tf.images import grid, save_grid
+from glow_tf.images import grid, save_png
 from glow_tf.samples import TEMPERATURES
 from glow_tf.training.state import STATS
 
@@ -82,12 +82,12 @@ class Reporter:
                                  metadata=_summary_metadata("scalars"))
 
     def samples(self, epoch: int, grids, step: int) -> None:
-        for i, images in enumerate(grids):
+        mosaics = [grid(images) for images in grids]
+        for i, mosaic in enumerate(mosaics):
             path = os.path.join(self.logdir, f"epoch_{epoch}_sample_{i}.png")
-            self.pending.append(self.png.submit(save_grid, images, path))
+            self.pending.append(self.png.submit(save_png, mosaic, path))
         with self.writer.as_default(step=step):
-            for temperature, images in zip(TEMPERATURES, grids):
-                mosaic = grid(images)
+            for temperature, mosaic in zip(TEMPERATURES, mosaics):
                 tensor = tf.stack([tf.as_string(mosaic.shape[1]), tf.as_string(mosaic.shape[0]),
                                    tf.io.encode_png(mosaic)])
                 tf.summary.write(f"samples/T={temperature}", tensor, metadata=_summary_metadata("images"))

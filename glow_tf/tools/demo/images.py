@@ -16,6 +16,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from glow_tf.errors import ConfigError
+from glow_tf.images import to_pil
 from glow_tf.tools.common import fit_image
 
 MAX_UPLOAD_BYTES = 16 * 2 ** 20
@@ -83,11 +84,8 @@ def align_mode(requested: str, hps) -> str:
 
 # ---------------------------------------------------------------------------------------- data URIs
 def png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    image = np.asarray(image, np.uint8)
     out = io.BytesIO()
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(out, format="PNG")
+    to_pil(image).save(out, format="PNG")
     return out.getvalue()
 
 
