@@ -1,7 +1,7 @@
 """NumPy transcriptions of openai/glow's formulas (model.py and tfops.py), written independently of glow_tf.
 
-Everything is computed in float64 with explicit loops or einsum, from the spec's description of the
-original code, so that the tests compare glow_tf against the spec rather than against itself.
+Everything is computed in float64 with explicit loops or einsum, from the original's code (openai/glow
+model.py and tfops.py), so that the tests compare glow_tf against the original rather than against itself.
 Weights are read out of the model under test; the arithmetic never touches TensorFlow.
 """
 

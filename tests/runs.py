@@ -60,6 +60,12 @@ def read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def truncate(path, keep=0.5):
+    """Cut the file at `path` to the fraction `keep` of its size (a damaged or half-written file)."""
+    with open(path, "r+b") as f:
+        f.truncate(int(os.path.getsize(path) * keep))
+
+
 def snapshot(folder):
     """Every file under folder with a hash of its contents."""
     out = {}

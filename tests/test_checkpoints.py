@@ -15,7 +15,7 @@ from glow_tf import Glow
 from glow_tf.errors import CheckpointError, WriteError
 from glow_tf.hparams import tiny
 from glow_tf.training import checkpoints
-from tests.runs import snapshot
+from tests.runs import snapshot, truncate
 
 
 class Weights(tf.Module):
@@ -35,11 +35,6 @@ def write_steps(folder, steps, seed=0):
         weights.b.assign_add(tf.ones_like(weights.b))
         checkpoints.save(manager, "ckpt", step)
     return weights
-
-
-def truncate(path, keep=0.5):
-    with open(path, "r+b") as f:
-        f.truncate(int(os.path.getsize(path) * keep))
 
 
 def flip_bytes(path, offset):

@@ -20,7 +20,7 @@ import tensorflow as tf
 import train
 from glow_tf.tools import common, evaluate, export
 from tests.data_fixtures import needs_fashion
-from tests.runs import TINY, read_jsonl, run_cli, snapshot, start_cli, step_of, verbose_step, wait_for_line
+from tests.runs import TINY, read_jsonl, run_cli, snapshot, start_cli, step_of, truncate, verbose_step, wait_for_line
 
 pytestmark = needs_fashion
 
@@ -130,11 +130,6 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, c
 
 
 # --------------------------------------------------------------------------------- damaged checkpoints
-
-def truncate(path, keep=0.5):
-    with open(path, "r+b") as f:
-        f.truncate(int(os.path.getsize(path) * keep))
-
 
 def test_damaged_checkpoints_fall_back_to_the_newest_readable_one(tmp_path, capsys):
     logdir = str(tmp_path / "run")

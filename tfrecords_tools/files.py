@@ -60,4 +60,3 @@ def free_space(path: str) -> str:
         if free < 1024 or unit == "GiB":
             return f"{free:.0f} {unit}" if unit == "bytes" else f"{free:.1f} {unit}"
         free /= 1024
-    return ""

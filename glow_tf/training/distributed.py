@@ -62,7 +62,7 @@ class HorovodProcess:
         return self.hvd.allreduce(tf.convert_to_tensor(array), op=self.hvd.Sum).numpy()
 
     def broadcast(self, variables):
-        # Horovod 0.28 needs tf.Variables; Keras 3 variables are unwrapped .
+        # Horovod 0.28 needs tf.Variables; Keras 3 variables are unwrapped (tf_variable).
         self.hvd.broadcast_variables([tf_variable(v) for v in variables], root_rank=0)
 
     def allgather(self, array: np.ndarray) -> np.ndarray:

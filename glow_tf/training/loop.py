@@ -70,7 +70,6 @@ class Outcome:
     epoch: int
     n_images: int
     stopped_by: Optional[str] = None
-    checkpoint: Optional[str] = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -179,10 +178,10 @@ class _Loop:
                 self.log(f"stopped by {stopped_by} at step {self.p.step} (epoch {self.p.epoch + 1}, step "
                          f"{self.p.epoch_step} of {trainer.train_its}); saved {prefix}; run the same command "
                          f"to resume")
-                return self._outcome(stopped_by, prefix)
+                return self._outcome(stopped_by)
             if self.last_test is None:  # nothing left to train (e.g. resuming a finished run): just report
                 self.last_test = trainer.evaluate(self.test_iter, self.p.epoch)
-            return self._outcome(None, None)
+            return self._outcome(None)
         finally:
             if self.reporter is not None:
                 self.reporter.close()
@@ -237,13 +236,13 @@ class _Loop:
         hps, p, trainer = self.hps, self.p, self.trainer
         todo = int(min(trainer.train_its - p.epoch_step, self._steps_left()))
         bar = progress_bar(todo, epoch, self.chief)
+        interval = hps.save_interval_minutes * 60
         try:
             for done in range(1, todo + 1):
                 # Linear warmup in anchor images processed before this step: the first step has lr 0.
                 self.lr = warmup_lr(hps.lr, p.n_processed, hps.n_train, hps.epochs_warmup)
                 t = time.time()
                 x, y = self._next_batch()
-                interval = hps.save_interval_minutes * 60
                 wants = {"stop": signals.requested,
                          "save": interval > 0 and time.time() - self.last_save >= interval}
                 flags = np.array([wants[name] for name in FLAGS], np.float32)
@@ -309,10 +308,9 @@ class _Loop:
     def _next_batch(self):
         return read_batch(self.trainer.train_iter, self.splits.train_files, f"at step {self.p.step + 1}")
 
-    def _outcome(self, stopped_by, prefix) -> Outcome:
+    def _outcome(self, stopped_by) -> Outcome:
         p = self.p
-        return Outcome(test=self.last_test, step=p.step, epoch=p.epoch, n_images=p.n_images,
-                       stopped_by=stopped_by, checkpoint=prefix)
+        return Outcome(test=self.last_test, step=p.step, epoch=p.epoch, n_images=p.n_images, stopped_by=stopped_by)
 
 
 def summary(outcome: Outcome, hps: HParams) -> str:

@@ -159,7 +159,7 @@ class GlowOptimizer(tf.Module):
 
 
 class PolyakAverage(tf.Module):
-    """Port of optim.polyak: `tf.train.ExponentialMovingAverage(decay=beta2, zero_debias=True)` 
+    """Port of optim.polyak: `tf.train.ExponentialMovingAverage(decay=beta2, zero_debias=True)`
 
     For `tf.Variable`s that EMA never applies the zero-debias correction (it only debiases averages of
     plain tensors, which start at zero); each shadow starts from the variable's value when the average is
