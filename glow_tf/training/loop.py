@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders.damage import read_batch
-from glow_tf.errors import CheckpointError, ConfigError, NonFiniteError, warn
+from glow_tf.errors import CheckpointError, ConfigError, warn
 from glow_tf.hparams import HParams
 from glow_tf.training import checkpoints, runfiles
 from glow_tf.training.checkpoints import CHECKPOINT_DIR, HPS_FILE
@@ -250,11 +250,8 @@ class _Loop:
                 out = trainer.train_step(x, y, tf.constant(self.lr, tf.float32), seed, tf.constant(flags)).numpy()
                 stats, requests = out[:len(STATS)], dict(zip(FLAGS, out[len(STATS):] > 0))
                 if not np.all(np.isfinite(stats)):
-                    raise NonFiniteError(
-                        f"non-finite loss at step {p.step + 1} (epoch {epoch}): {stats_line(stats)}; stopped "
-                        f"without saving. Last good checkpoint: "
-                        f"{checkpoints.newest_readable(trainer.ckpt_dir, _silent) or 'none'}. Lower --lr or "
-                        f"lengthen --epochs_warmup (openai/glow issue #37)")
+                    raise trainer.non_finite(f"non-finite loss at step {p.step + 1} (epoch {epoch}): "
+                                             f"{stats_line(stats)}")
                 if hps.verbose:
                     self.log(p.n_processed, time.time() - t, stats)
                 p.step += 1
@@ -278,9 +275,8 @@ class _Loop:
         p = self.p
         results = self.last_test = self.trainer.evaluate(self.test_iter, epoch)
         if not np.all(np.isfinite(results)):
-            raise NonFiniteError(f"non-finite validation loss after epoch {epoch} (step {p.step}): "
-                                 f"{stats_line(results)}; stopped without saving. Last good checkpoint: "
-                                 f"{checkpoints.newest_readable(self.trainer.ckpt_dir, _silent) or 'none'}")
+            raise self.trainer.non_finite(f"non-finite validation loss after epoch {epoch} (step {p.step}): "
+                                          f"{stats_line(results)}", hint=False)
         if self.chief:
             self.reporter.test.log(epoch=epoch, n_processed=p.n_processed, n_images=p.n_images,
                                    **format_results(results))

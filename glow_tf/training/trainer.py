@@ -117,6 +117,14 @@ class Trainer:
             self._managers = (latest, best)
         return self._managers
 
+    def non_finite(self, what: str, hint: bool = True) -> NonFiniteError:
+        """The error that stops a run whose loss or weights became non-finite: `what`, that nothing was
+        saved, the last good checkpoint (damaged ones skipped without a word: the start warned of them)
+        and, with `hint`, the fix."""
+        last = checkpoints.newest_readable(self.ckpt_dir, lambda _: None) or "none"
+        fix = ". Lower --lr or lengthen --epochs_warmup (openai/glow issue #37)" if hint else ""
+        return NonFiniteError(f"{what}; stopped without saving. Last good checkpoint: {last}{fix}")
+
     def save(self, best: bool = False) -> str:
         """Every rank saves its data position, then rank 0 writes the latest (or best-loss) checkpoint.
 
@@ -125,9 +133,7 @@ class Trainer:
         """
         step = int(self.state.step.numpy())
         if not bool(self.all_finite()):
-            raise NonFiniteError(f"the weights became non-finite by step {step}; stopped without saving. Last "
-                                 f"good checkpoint: {checkpoints.newest_readable(self.ckpt_dir) or 'none'}. "
-                                 f"Lower --lr or lengthen --epochs_warmup (openai/glow issue #37)")
+            raise self.non_finite(f"the weights became non-finite by step {step}")
         if not best:
             save_position(self.train_iter, self.position_dir, self.position_key, step, keep=LATEST_KEPT)
         if not self.is_chief:
