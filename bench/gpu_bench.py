@@ -40,10 +40,7 @@ def child(args) -> None:
     from glow_tf import hparams
 
     hps = getattr(hparams, args.preset)()
-    # The per-GPU batch is n_batch_train at anchor_size, scaled by area: anchor at the image size
-    # makes it n_batch_train itself.
-    hps = dataclasses.replace(hps, gradient_checkpointing=args.gc, n_batch_train=args.batch,
-                              anchor_size=hps.image_shape[0])
+    hps = dataclasses.replace(hps, gradient_checkpointing=args.gc, n_batch_train=args.batch)  # TrainStep's batch
     step = TrainStep(hps)
     t = time.time()
     step.run(args.warmup)
@@ -88,7 +85,7 @@ def largest_batch(preset: str, gc: int, max_batch: int):
             break
         good = batch
         print(f"    {preset} gc={gc}: batch {batch} runs", flush=True)
-        batch *= 2
+        batch = max_batch if batch < max_batch < 2 * batch else 2 * batch  # max_batch itself is tried too
     while bad is not None and bad - good > 1:
         middle = (good + bad) // 2
         if fits(preset, middle, gc):

@@ -189,7 +189,7 @@ def missing(args) -> str | None:
     return None
 
 
-def torch_version(python: str) -> str:
+def torch_version(python: str) -> tuple:
     out = subprocess.run([python, "-c", "import torch; print(torch.__version__, torch.get_num_threads())"],
                          capture_output=True, text=True).stdout.split()
     return out[0], out[1]

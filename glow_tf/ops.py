@@ -65,10 +65,8 @@ def per_example(value, dtype):
 def edge_indicator(height: int, width: int, dtype) -> tf.Tensor:
     """The extra input channel of tfops' edge-bias padding: [1, H+2, W+2, 1], 1 on the border, 0 inside.
 
-    The original concatenates it to the zero-padded input of every 3x3 convolution. Since a
-    convolution is linear in its input channels, conv(concat(pad(x), e), W) equals
-    conv(pad(x), W[:, :, :C]) + conv(e, W[:, :, C:]); the layers in nn.py use that form, which spares
-    a copy of every activation and lets the border term be computed once per batch.
+    The original concatenates it to the zero-padded input of every 3x3 convolution (nn._edge_pad does so
+    for narrow inputs); for wide ones nn.edge_term computes the border channel's contribution apart.
     """
     return tf.constant(edge_indicator_array(height, width)[None, :, :, None], dtype=dtype)
 
