@@ -362,7 +362,7 @@ def test_manipulate_adds_the_scaled_directions(client, demo, shoe):
                         {"image": shoe["image"], "alphas": {names[0]: -1, names[2]: 0.5}}).get_json()["image"])
     shift = -1 * demo.job.directions[0] + 0.5 * demo.job.directions[2]
     np.testing.assert_array_equal(two, np.asarray(demo.model.decode(z[None] + shift[None]))[0])
-    # The directions are class differences of the encoder's eps: 1.6 x a mean difference, not noise.
+    # One finite direction per class in eps (their formula is checked in test_class_directions_are_scaled_...).
     assert np.all(np.isfinite(demo.job.directions)) and demo.job.directions.shape == (len(names), 784)
 
 
