@@ -231,8 +231,8 @@ class Glow(keras.Model):
         parts = tf.split(flat, sizes, axis=1)
         return [tf.reshape(p, [-1, *s]) for p, s in zip(parts, self.eps_shapes)]
 
-    def _encode_flat(self, x, y):
-        _, _, eps = self.encoder(self.dequantize(x), y)
+    def _encode_flat(self, x, y, seed=None):
+        _, _, eps = self.encoder(self.dequantize(x, seed), y)
         return self.flatten_eps(eps)
 
     def _decode_flat(self, flat, y):
@@ -241,11 +241,13 @@ class Glow(keras.Model):
     def _sample(self, y, temperature):
         return ops.postprocess(self.decoder(y, temperature=temperature), self.hps.n_bits_x)
 
-    def encode(self, x, y=None):
-        """uint8 images -> [B, D] flat standardised eps [eps_0, ..., eps_top] (fresh dequantisation noise)."""
+    def encode(self, x, y=None, seed=None):
+        """uint8 images -> [B, D] flat standardised eps [eps_0, ..., eps_top]; the dequantisation noise is
+        fresh, or a pure function of `seed` (a [2] integer tensor, see dequantize)."""
         x = tf.convert_to_tensor(x)
         self._check_images(x)
-        return self._encode_fn(x, self._labels(y, x.shape[0]))
+        labels = self._labels(y, x.shape[0])
+        return self._encode_fn(x, labels) if seed is None else self._encode_fn(x, labels, seed)
 
     def decode(self, z, y=None):
         """[B, D] flat eps (as from `encode`) -> uint8 images; decode(encode(x)) == x."""

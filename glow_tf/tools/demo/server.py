@@ -60,19 +60,12 @@ class Demo:
     def __init__(self, model, hps, *, checkpoint: str = "", job: Optional[directions_lib.DirectionsJob] = None,
                  no_directions: str = "", example_images=(), examples_note: str = "", aligner=None,
                  align_note: str = "centre crop"):
-        import tensorflow as tf
-
         self.model, self.hps, self.checkpoint = model, hps, checkpoint
         self.job, self.no_directions = job, no_directions
         self.examples, self.examples_note = list(example_images), examples_note
         self.aligner, self.align_note = aligner, align_note
         self.lock = threading.Lock()
         self._z = collections.OrderedDict()
-        self._encode_fn = tf.function(self._encode_seeded, reduce_retracing=True)
-
-    def _encode_seeded(self, x, y, seed):
-        _, _, eps = self.model.encoder(self.model.dequantize(x, seed), y)
-        return self.model.flatten_eps(eps)
 
     def encode(self, image: np.ndarray) -> np.ndarray:
         """Flat eps [D] of one uint8 [H, W, C] image, with noise seeded by the image (cached)."""
@@ -82,7 +75,7 @@ class Demo:
                 self._z.move_to_end(key)
                 return self._z[key]
             seed = np.frombuffer(key[:8], np.int32)  # stateless_uniform's [2] seed
-            z = np.asarray(self._encode_fn(image[None], np.zeros([1], np.int32), seed))[0]
+            z = np.asarray(self.model.encode(image[None], seed=seed))[0]
             self._z[key] = z
             while len(self._z) > Z_CACHE_SIZE:
                 self._z.popitem(last=False)
