@@ -25,8 +25,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # a program may quiet TF's C++ banners; the library does not
 
+from glow_common.errors import run_cli  # noqa: E402
 from glow_tf import hparams  # noqa: E402
-from glow_tf.errors import run_cli  # noqa: E402
 
 EXIT_INTERRUPTED = 130
 

@@ -14,6 +14,7 @@ import shlex
 from typing import Optional, Sequence, Tuple
 
 from data_loaders.errors import DataError
+from glow_common.errors import first_line
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import DamagedFile
 
@@ -25,13 +26,6 @@ _OURS = re.compile(r"(?:^|\[)in (?P<path>[^\[\]]+?\.tfrecords): " + re.escape(ST
                    + r" (?P<index>\d+) at byte (?P<offset>\d+)")
 _NAMED = re.compile(r"(?:^|\[)in (?P<path>[^\[\]]+?\.tfrecords): (?P<what>.*)")
 _TF_OFFSET = re.compile(r"(?:corrupted|truncated) record at (?P<offset>\d+)")
-
-
-def _message(error: BaseException) -> str:
-    """The first line of an OpError's message (or of str(error)), without TensorFlow's node prefix."""
-    text = getattr(error, "message", None) or str(error)
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text.strip())
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def verify_command(data_dir: str) -> str:
@@ -89,7 +83,7 @@ def locate_damage(files: Sequence[str], error: BaseException, *,
 
     `skip_flag`: the option that skips damaged records, mentioned in the fix (None where there is none).
     """
-    text = _message(error)
+    text = first_line(error)
     ours = _OURS.search(text)
     if ours:
         path = ours["path"]

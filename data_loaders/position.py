@@ -23,6 +23,8 @@ from typing import Iterator
 
 import tensorflow as tf
 
+from glow_common.errors import first_line
+
 # Bump when a pipeline's structure changes, so that states written by older code are not restored:
 # tf.data restores a state into a pipeline of another structure without an error, giving a wrong stream.
 FORMAT = 3  # 2: the in-memory training order is a stateless shuffle per pass; 3: TFRecord files are read
@@ -83,8 +85,7 @@ def resume_position(dataset: tf.data.Dataset, folder: str, key: str, step: int,
         try:
             _readable(prefix)  # checked first: after a failed restore the dataset could not be reused
         except Exception as err:  # whatever the reason, skipping still gives the right stream
-            first_line = str(err).splitlines()[0] if str(err) else ""
-            reason = f"the saved state {prefix} is unreadable ({type(err).__name__}: {first_line})"
+            reason = f"the saved state {prefix} is unreadable ({type(err).__name__}: {first_line(str(err))})"
         else:
             iterator = iter(dataset)
             tf.train.Checkpoint(iterator=iterator).read(prefix).assert_consumed()

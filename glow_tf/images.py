@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from glow_tf.files import atomic_path
+from glow_common.files import atomic_path
 
 
 def grid(images: np.ndarray, columns: Optional[int] = None) -> np.ndarray:

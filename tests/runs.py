@@ -25,7 +25,7 @@ def _env():
     return env
 
 
-def run_cli(args, timeout=600):
+def run_train(args, timeout=600):
     """train.py in a fresh process, as a user runs it."""
     return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=timeout)

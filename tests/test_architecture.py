@@ -10,8 +10,11 @@ import pytest
 
 from tests.runs import ROOT
 
-# Each layer and the top-level names it must not import.
+# Each layer and the top-level names it must not import. glow_common, at the bottom, is the neutral home of
+# what every package shares: the error contract of the commands (glow_common/errors.py) and writing files
+# atomically, with a failed write as one WriteError (glow_common/files.py).
 FORBIDDEN = {
+    "glow_common": ("tfrecords_tools", "data_loaders", "glow_tf", "train", "tensorflow", "numpy"),
     "tfrecords_tools": ("data_loaders", "glow_tf", "train"),
     "data_loaders": ("glow_tf", "train"),
     "glow_tf": ("glow_tf.training", "glow_tf.tools", "train"),  # the model core
@@ -56,7 +59,8 @@ def test_train_py_stays_a_thin_command():
         assert len(f.read().splitlines()) < 200
 
 
-@pytest.mark.parametrize("module", ["glow_tf", "glow_tf.hparams", "data_loaders.problems", "tfrecords_tools.format"])
+@pytest.mark.parametrize("module", ["glow_common.errors", "glow_common.files", "glow_tf", "glow_tf.hparams",
+                                    "data_loaders.problems", "tfrecords_tools.format"])
 def test_what_describes_a_model_or_a_format_imports_no_tensorflow(module):
     """Reading flags, presets, the problem registry or the TFRecord format costs no TensorFlow import
     (and does not change TF's environment variables)."""
@@ -68,3 +72,21 @@ def test_what_describes_a_model_or_a_format_imports_no_tensorflow(module):
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True"], result.stdout
+
+
+def test_the_atomic_write_is_defined_once_in_glow_common():
+    """glow_common/files.py is the one atomic write (temporary name, fsync, rename) and the one place that
+    turns a failed write into a WriteError: no other module defines either."""
+    definitions = []
+    for layer in ("glow_common", "tfrecords_tools", "data_loaders", "glow_tf", "bench", "scripts"):
+        for path in modules(layer) if layer != "glow_tf" else modules("glow_tf/training") + modules("glow_tf/tools") \
+                + modules("glow_tf"):
+            with open(path) as f:
+                tree = ast.parse(f.read(), path)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef) and node.name in ("atomic_path", "write_error", "write_bytes"):
+                    definitions.append(f"{os.path.relpath(path, ROOT)}:{node.name}")
+                if isinstance(node, ast.Attribute) and node.attr == "fsync":
+                    definitions.append(f"{os.path.relpath(path, ROOT)}:fsync")
+    assert sorted(definitions) == ["glow_common/files.py:atomic_path", "glow_common/files.py:fsync",
+                                   "glow_common/files.py:write_bytes", "glow_common/files.py:write_error"]

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from glow_common.errors import run_cli
 from glow_tf.errors import ConfigError
 from glow_tf.hparams import HParams
-from glow_tf.tools import common, convert_tf1
+from glow_tf.tools import convert_tf1
 from glow_tf.training.checkpoints import load_model
 from tests import reference
 
@@ -250,8 +251,8 @@ def test_ema_imports_the_polyak_averages_and_ignores_optimizer_slots(tmp_path):
 # ------------------------------------------------------------------------------------------ refusals
 def refusal(tmp_path, written, requested, capsys):
     prefix = write_tf1_checkpoint(str(tmp_path / "tf1" / "ckpt"), random_values(tf1_shapes(written)))
-    code = common.run(convert_tf1.PROG, convert_tf1.main,
-                            [prefix, "--output", str(tmp_path / "out"), *hps_flags(requested)])
+    code = run_cli(convert_tf1.PROG, convert_tf1.main,
+                   [prefix, "--output", str(tmp_path / "out"), *hps_flags(requested)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert not (tmp_path / "out" / "checkpoints").exists()

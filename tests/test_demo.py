@@ -25,6 +25,7 @@ import pytest
 from PIL import Image
 
 from data_loaders import DataError
+from glow_common.errors import run_cli
 from glow_tf.errors import ConfigError
 from glow_tf.tools.demo import align, browser, directions, images, server
 from glow_tf.tools.manipulate import CELEBA_ATTRIBUTES
@@ -491,7 +492,6 @@ def run_demo(*args, timeout=120):
 
 
 def test_cli_help_and_one_line_errors(tmp_path, capsys):
-    from glow_tf.tools import common
     from glow_tf.tools.demo.__main__ import PROG, main
 
     with pytest.raises(SystemExit) as exit_:
@@ -500,9 +500,9 @@ def test_cli_help_and_one_line_errors(tmp_path, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        assert common.run(PROG, main, [str(tmp_path), "--port", str(taken.getsockname()[1])]) == 2
+        assert run_cli(PROG, main, [str(tmp_path), "--port", str(taken.getsockname()[1])]) == 2
     assert "glow_tf.tools.demo: error: cannot listen on 127.0.0.1:" in capsys.readouterr().err
-    assert common.run(PROG, main, [str(tmp_path), "--port", "70000"]) == 2
+    assert run_cli(PROG, main, [str(tmp_path), "--port", "70000"]) == 2
     assert "--port 70000 is not a port number" in capsys.readouterr().err
     # As a user runs it: a logdir without a checkpoint is one line and status 2.
     result = run_demo(str(tmp_path / "nothing"))

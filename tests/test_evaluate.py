@@ -9,7 +9,8 @@ import tensorflow as tf
 
 import train
 from data_loaders import get_data
-from glow_tf.tools import common, evaluate
+from glow_common.errors import run_cli
+from glow_tf.tools import evaluate
 from glow_tf.training import checkpoints
 from tests.data_fixtures import needs_fashion
 
@@ -58,10 +59,10 @@ def test_standard_error_of_the_draws_shrinks_with_more_draws(trained):
 
 def test_cli_writes_json_and_polyak_weights_differ(trained, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    assert common.run(evaluate.PROG, evaluate.main, [trained, "--draws", "2", "--output", str(out)]) == 0
+    assert run_cli(evaluate.PROG, evaluate.main, [trained, "--draws", "2", "--output", str(out)]) == 0
     raw = json.loads(out.read_text())
     assert raw["weights"] == "raw" and raw["n_images"] == 40 and "bits/dim" in capsys.readouterr().out
-    assert common.run(evaluate.PROG, evaluate.main, [trained, "--draws", "2", "--ema", "--output", str(out)]) == 0
+    assert run_cli(evaluate.PROG, evaluate.main, [trained, "--draws", "2", "--ema", "--output", str(out)]) == 0
     polyak = json.loads(out.read_text())
     assert polyak["weights"] == "polyak" and polyak["bits_x"] != raw["bits_x"]
 
@@ -71,7 +72,7 @@ def test_a_float32_model_evaluated_with_bfloat16_networks(trained, tmp_path):
     results = {}
     for dtype in ("float32", "bfloat16"):
         argv = [trained, "--draws", "1", "--seed", "3", "--nn_dtype", dtype, "--output", str(out)]
-        assert common.run(evaluate.PROG, evaluate.main, argv) == 0
+        assert run_cli(evaluate.PROG, evaluate.main, argv) == 0
         results[dtype] = json.loads(out.read_text())
         assert results[dtype]["nn_dtype"] == dtype
     full, half = results["float32"], results["bfloat16"]
@@ -85,7 +86,7 @@ def test_a_float32_model_evaluated_with_bfloat16_networks(trained, tmp_path):
 ])
 def test_bad_input_is_one_clear_error(trained, args, message, capsys):
     argv = args if not args[0].startswith("--") else [trained] + args
-    assert common.run(evaluate.PROG, evaluate.main, argv) == 2
+    assert run_cli(evaluate.PROG, evaluate.main, argv) == 2
     assert message in capsys.readouterr().err
 
 

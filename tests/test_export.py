@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from glow_common.errors import run_cli
 from glow_tf import ops
-from glow_tf.tools import common, export
+from glow_tf.tools import export
 from tests.images import imagenet_samples
 from tests.test_tools import TINY, assert_reconstructs, make_checkpoint
 
@@ -80,13 +81,13 @@ def test_saved_model_in_a_fresh_process_matches_the_keras_model(exported):
 def test_export_refuses_to_overwrite_without_the_flag(exported, capsys):
     root, _ = exported
     argv = [str(root / "run"), "--output", str(root / "saved")]
-    assert common.run(export.PROG, export.main, argv) == 2
+    assert run_cli(export.PROG, export.main, argv) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     export.main(argv + ["--overwrite", "--no_check"])
     assert tf.saved_model.contains_saved_model(str(root / "saved"))
 
 
 def test_export_of_a_missing_checkpoint_is_refused(tmp_path, capsys):
-    code = common.run(export.PROG, export.main, [str(tmp_path / "none"), "--output", str(tmp_path / "o")])
+    code = run_cli(export.PROG, export.main, [str(tmp_path / "none"), "--output", str(tmp_path / "o")])
     assert code == 2 and "no checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -18,9 +18,10 @@ import pytest
 import tensorflow as tf
 
 import train
-from glow_tf.tools import common, evaluate, export
+from glow_common.errors import run_cli
+from glow_tf.tools import evaluate, export
 from tests.data_fixtures import needs_fashion
-from tests.runs import TINY, read_jsonl, run_cli, snapshot, start_cli, step_of, truncate, verbose_step, wait_for_line
+from tests.runs import TINY, read_jsonl, run_train, snapshot, start_cli, step_of, truncate, verbose_step, wait_for_line
 
 pytestmark = needs_fashion
 
@@ -62,7 +63,7 @@ def assert_same_run(a, b):
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
     logdir = str(tmp_path_factory.mktemp("straight") / "run")
-    result = run_cli(LONG + ["--logdir", logdir])
+    result = run_train(LONG + ["--logdir", logdir])
     assert result.returncode == 0, result.stderr
     return logdir
 
@@ -88,7 +89,7 @@ def test_a_stopped_run_resumes_exactly_as_the_uninterrupted_one(sig, straight, t
                f"{logdir}/checkpoints/ckpt-{stop}; run the same command to resume" in out
         positions = os.listdir(f"{logdir}/checkpoints/data_position")
         assert any(name.endswith(f"-{stop}.index") for name in positions)
-    resumed = run_cli(LONG + ["--logdir", logdir])
+    resumed = run_train(LONG + ["--logdir", logdir])
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {logdir}/checkpoints/ckpt-{stop}" in resumed.stdout
     assert "data position restored from" in resumed.stdout
@@ -155,7 +156,7 @@ def test_damaged_checkpoints_fall_back_to_the_newest_readable_one(tmp_path, caps
     assert step_of(logdir) == 24 and [line["epoch"] for line in read_jsonl(f"{logdir}/train.txt")[1:]] == [1, 2, 3]
     # A tool skips a damaged checkpoint the same way, and says so once.
     truncate(f"{logdir}/checkpoints/ckpt-24.data-00000-of-00001")
-    code = common.run(evaluate.PROG, evaluate.main, [logdir, "--draws", "1", "--no_reconstruction"])
+    code = run_cli(evaluate.PROG, evaluate.main, [logdir, "--draws", "1", "--no_reconstruction"])
     err = capsys.readouterr().err
     assert code == 0 and err.count(f"skipping the damaged checkpoint {logdir}/checkpoints/ckpt-24") == 1, err
 
@@ -170,7 +171,7 @@ def test_damaged_checkpoints_fall_back_to_the_newest_readable_one(tmp_path, caps
     assert f"train.py: error: no checkpoint in {logdir}/checkpoints can be read" in err and "Traceback" not in err
     assert snapshot(logdir) == before
     # The tools say the same, in one line.
-    code = common.run(evaluate.PROG, evaluate.main, [logdir, "--draws", "1"])
+    code = run_cli(evaluate.PROG, evaluate.main, [logdir, "--draws", "1"])
     assert code == 2 and "can be read" in capsys.readouterr().err
 
 
@@ -187,7 +188,7 @@ def test_weights_that_do_not_fit_their_hparams_json_are_refused_everywhere(tmp_p
     assert train.main(TINY + ["--epochs", "3", "--depth", "1", "--logdir", logdir]) == 2
     assert "does not fit this model: it holds" in capsys.readouterr().err
     for module, argv in ((evaluate, [logdir, "--draws", "1"]), (export, [logdir, "--output", str(tmp_path / "e")])):
-        assert common.run(module.PROG, module.main, argv) == 2
+        assert run_cli(module.PROG, module.main, argv) == 2
         err = capsys.readouterr().err
         assert "does not fit this model" in err and "level0/flow1" in err and "Traceback" not in err
     assert snapshot(logdir) == before and not (tmp_path / "e").exists()
@@ -217,7 +218,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
     proc.kill()
     proc.wait()
     assert os.path.exists(f"{logdir}/train.lock")
-    result = run_cli(TINY + ["--epochs", "2", "--logdir", logdir])
+    result = run_train(TINY + ["--epochs", "2", "--logdir", logdir])
     assert result.returncode == 0, result.stderr
     assert f"took over the lock of a run that is gone (pid {proc.pid}" in result.stderr
 
@@ -226,7 +227,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
 
 def test_no_resume_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tmp_path):
     logdir = str(tmp_path / "run")
-    assert run_cli(TINY + ["--epochs", "2", "--logdir", logdir]).returncode == 0
+    assert run_train(TINY + ["--epochs", "2", "--logdir", logdir]).returncode == 0
     old = snapshot(logdir)
 
     proc = start_cli(LONG + ["--no-resume", "--verbose", "--logdir", logdir])
@@ -236,14 +237,14 @@ def test_no_resume_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tmp_path
     proc.wait()
     assert snapshot(f"{logdir}/replaced_run") == {k: v for k, v in old.items() if "lock" not in k}
 
-    again = run_cli(TINY + ["--epochs", "2", "--logdir", logdir])  # the plain command again
+    again = run_train(TINY + ["--epochs", "2", "--logdir", logdir])  # the plain command again
     assert again.returncode == 0, again.stderr
     assert "moved the run it replaced back from replaced_run/" in again.stderr
     assert f"resumed from {logdir}/checkpoints/ckpt-8" in again.stdout
     assert not os.path.exists(f"{logdir}/replaced_run") and step_of(logdir) == 8
     assert os.path.exists(f"{logdir}/model_best_loss/model_best_loss.ckpt-8.index")
 
-    fresh = run_cli(TINY + ["--epochs", "2", "--no-resume", "--seed", "1", "--logdir", logdir])
+    fresh = run_train(TINY + ["--epochs", "2", "--no-resume", "--seed", "1", "--logdir", logdir])
     assert fresh.returncode == 0, fresh.stderr
     assert "deleted the run that --no-resume replaced" in fresh.stdout
     assert not os.path.exists(f"{logdir}/replaced_run")

@@ -13,9 +13,10 @@ import pytest
 import tensorflow as tf
 
 from data_loaders import get_data
+from glow_common.errors import run_cli
 from glow_tf.hparams import HParams
 from tests import data_fixtures as fx
-from tfrecords_tools import celeba, cli, imagenet_oord, images, lsun, verify
+from tfrecords_tools import celeba, imagenet_oord, images, lsun, verify
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import ConversionError, DamagedFile
 
@@ -237,9 +238,9 @@ def test_images_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, messag
     (tmp_path / "EMPTY").mkdir()
     fx.class_folders(str(tmp_path / "IN"), count=2)
     argv = [str(tmp_path / a) if a in ("MISSING", "EMPTY", "IN") else a for a in argv]
-    status = cli.run(images.main, images.PROG, argv + ["--output", str(tmp_path / "out")] + QUIET)
+    status = run_cli(images.PROG, images.main, argv + ["--output", str(tmp_path / "out")] + QUIET)
     err = capsys.readouterr().err.strip()
-    assert status == 2 and "\n" not in err and err.startswith("tfrecords_tools.images: error: ")
+    assert status == 2 and "\n" not in err and err.startswith("python -m tfrecords_tools.images: error: ")
     assert re.search(message, err), err
 
 
@@ -383,10 +384,10 @@ def test_verify_takes_the_folder_as_the_readme_writes_it(tmp_path):
     assert ok.returncode == 0 and ok.stdout.strip().endswith("manifest: OK"), ok.stdout + ok.stderr
     assert run_module("tfrecords_tools.verify", "--input", str(out)).returncode == 0
     none = run_module("tfrecords_tools.verify")
-    assert none.returncode == 2 and none.stderr.strip() == "tfrecords_tools.verify: error: give the folder to " \
+    assert none.returncode == 2 and none.stderr.strip() == "python -m tfrecords_tools.verify: error: give the folder to " \
                                                            "check: verify FOLDER"
     missing = run_module("tfrecords_tools.verify", str(tmp_path / "nowhere"))
-    assert missing.returncode == 2 and missing.stderr.strip() == f"tfrecords_tools.verify: error: " \
+    assert missing.returncode == 2 and missing.stderr.strip() == f"python -m tfrecords_tools.verify: error: " \
                                                                  f"{tmp_path / 'nowhere'} is not a folder"
 
 
@@ -415,11 +416,11 @@ def test_every_image_unreadable_is_an_error_and_writes_nothing(tmp_path, capsys)
     (tmp_path / "in").mkdir()
     for i in range(3):
         (tmp_path / "in" / f"broken{i}.png").write_bytes(b"not a png")
-    status = cli.run(images.main, images.PROG, ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+    status = run_cli(images.PROG, images.main, ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
                                                 "--resolution", "8"] + QUIET)
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
-    assert err[-1].startswith("tfrecords_tools.images: error: none of the 3 input images of split 'train' could "
+    assert err[-1].startswith("python -m tfrecords_tools.images: error: none of the 3 input images of split 'train' could "
                               "be read, e.g. ") and "broken" in err[-1]
     assert os.listdir(tmp_path / "out" / "train") == []  # no shard, no manifest, no temporary file
 
@@ -457,7 +458,7 @@ def test_output_that_is_a_file_is_one_line_error(tmp_path):
     result = run_module("tfrecords_tools.images", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
                         "--resolution", "8", "--workers", "0", "--quiet")
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"tfrecords_tools.images: error: --output {tmp_path / 'out'} is a file; give "
+    assert result.stderr.strip() == (f"python -m tfrecords_tools.images: error: --output {tmp_path / 'out'} is a file; give "
                                      f"a folder (it is created if missing)")
     assert (tmp_path / "out").read_text() == "my notes"
 
@@ -484,11 +485,11 @@ def test_disk_full_is_one_line_and_loses_nothing(tmp_path, small_disk):
     # 8 photos at 256x256 and every lower level (about 2 MiB) do not fit in what is left.
     result = run_module("tfrecords_tools.images", "--input", str(tmp_path / "big"), "--output", str(out),
                         "--resolution", "256", "--lods", "0", "--overwrite", "--workers", "0", "--quiet")
-    assert result.returncode == 2
-    assert re.fullmatch(rf"tfrecords_tools.images: error: no space left on the device writing "
-                        rf"{out}/train/train-r0\d-s-0000-of-0001.tfrecords \(\d+\.\d KiB free there\); free some "
-                        rf"space or choose another --output \(nothing that was there before was changed\)",
-                        result.stderr.strip()), result.stderr
+    assert result.returncode == 74  # sysexits.h EX_IOERR, as for every failed write of every command
+    assert re.fullmatch(rf"python -m tfrecords_tools.images: error: cannot write "
+                        rf"{out}/train/train-r0\d-s-0000-of-0001.tfrecords: no space left on device \(\d+\.\d KiB "
+                        rf"free there\); free some space and run the same command again \(what was there before "
+                        rf"is intact\)", result.stderr.strip()), result.stderr
     assert {p.name: p.read_bytes() for p in (out / "train").iterdir()} == before  # no temporary file either
 
 
@@ -501,4 +502,4 @@ def test_flags_are_snake_case_and_the_old_kebab_case_still_works(tmp_path):
         [("train", {8: 2}), ("validation", {8: 2})]
     bad = run_module("tfrecords_tools.celeba", "--input", folder, "--output", str(tmp_path / "c"), "--n_valid", "x")
     assert bad.returncode == 2
-    assert bad.stderr.strip() == "tfrecords_tools.celeba: error: argument --n_validation: invalid int value: 'x'"
+    assert bad.stderr.strip() == "python -m tfrecords_tools.celeba: error: argument --n_validation: invalid int value: 'x'"

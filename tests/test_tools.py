@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from glow_common.errors import run_cli
 from glow_tf import Glow, images, samples
 from glow_tf.hparams import tiny
 from glow_tf.tools import common, convert_tf1, export, interpolate, manipulate, sample
@@ -74,7 +75,7 @@ def opened(path):
 
 def run_tool(module, argv, capsys):
     """(exit status, stderr) of a tool's CLI, as `python -m` would run it."""
-    code = common.run(module.PROG, module.main, argv)
+    code = run_cli(module.PROG, module.main, argv)
     return code, capsys.readouterr().err
 
 
@@ -342,7 +343,7 @@ def test_help_describes_the_tool(module, capsys):
     with pytest.raises(SystemExit) as exit_info:
         module.main(["--help"])
     out = capsys.readouterr().out
-    assert exit_info.value.code == 0 and out.startswith(f"usage: python -m {module.PROG}")
+    assert exit_info.value.code == 0 and out.startswith(f"usage: {module.PROG}")
     assert " ".join(module.__doc__.split()[:8]) in " ".join(out.split())  # the docstring explains the tool
 
 
@@ -369,5 +370,5 @@ def test_tools_run_the_networks_in_float32_unless_told(checkpoint, tmp_path, cap
                                     (like_evaluate, [], "bfloat16")):
         model, hps, _ = common.load(parser.parse_args([str(logdir)] + extra))
         assert hps.nn_dtype == model.hps.nn_dtype == expected
-    assert common.run(sample.PROG, sample.main, [str(logdir), "--nn_dtype", "bfloat16", "--n", "4",
+    assert run_cli(sample.PROG, sample.main, [str(logdir), "--nn_dtype", "bfloat16", "--n", "4",
                                                  "--output", str(tmp_path / "s")]) == 0, capsys.readouterr().err

@@ -21,7 +21,7 @@ import train  # noqa: E402
 from glow_tf.hparams import HParams  # noqa: E402
 from glow_tf.samples import TEMPERATURES  # noqa: E402
 from tests.data_fixtures import needs_fashion  # noqa: E402
-from tests.runs import TINY, read_jsonl, run_cli, snapshot, step_of  # noqa: E402
+from tests.runs import TINY, read_jsonl, run_train, snapshot, step_of  # noqa: E402
 
 # ------------------------------------------------------------------------------------------- the CLI
 
@@ -193,7 +193,7 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path, capsys):
 
 
 def test_command_line_errors_exit_non_zero():
-    result = run_cli(["--flow_coupling", "7", "--logdir", "/nonexistent/x"], timeout=60)
+    result = run_train(["--flow_coupling", "7", "--logdir", "/nonexistent/x"], timeout=60)
     assert result.returncode == 2 and "flow_coupling=7" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -23,13 +23,14 @@ import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from glow_common.errors import run_cli
 from tfrecords_tools import cli
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import ConversionError, DamagedFile
 from tfrecords_tools.imaging import Spec
 from tfrecords_tools.inputs import Item, folder_images
 
-PROG = "tfrecords_tools.celeba"
+PROG = "python -m tfrecords_tools.celeba"
 
 SHARDS = {"train": 120, "validation": 40}
 N_VALIDATION = 3000
@@ -145,4 +146,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli.run(main, PROG))
+    raise SystemExit(run_cli(PROG, main))

@@ -1,19 +1,19 @@
-"""What the converters and verify share on the command line: the flags, the help layout and the error path.
+"""What the converters and verify share on the command line: the flags and the help layout.
 
 Flags are snake_case like openai/glow train.py's; the kebab-case spellings of earlier versions
-(`--image-list`, `--n-validation`, `--max-errors`, ...) still work and are left out of --help. A user
-error, from argparse or from the code (`ToolError`), is one line `<prog>: error: <message>` and exit
-status 2; anything else is a bug and keeps its traceback.
+(`--image-list`, `--n-validation`, `--max-errors`, ...) still work and are left out of --help. Each
+command runs through glow_common.errors.run_cli: a user error, from argparse or from the code (a
+ToolError, or a WriteError for a failed write), is one line `<prog>: error: <message>` with exit status
+2 (74 for a failed write); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-from typing import Callable, Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
-from tfrecords_tools.errors import ConversionError, ToolError
+from tfrecords_tools.errors import ConversionError
 from tfrecords_tools.imaging import Spec
 from tfrecords_tools.writer import convert, summary
 
@@ -91,18 +91,6 @@ def shard_counts(value: Optional[str], splits: Sequence[str], defaults: Dict[str
         if counts.get(split, 0) < 1:
             raise ConversionError(f"--shards {value!r}: need at least one shard for split {split!r}")
     return counts
-
-
-def run(main: Callable[[Optional[Sequence[str]]], object], prog: str,
-        argv: Optional[Sequence[str]] = None) -> int:
-    """Call main(argv): its integer result is the exit status (0 for anything else); a ToolError is
-    printed as one line on stderr with exit status 2."""
-    try:
-        result = main(argv)
-    except ToolError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    return result if isinstance(result, int) else 0
 
 
 def write(splits: Dict[str, Sequence], output: str, spec: Spec, shards: Dict[str, int], args: argparse.Namespace):

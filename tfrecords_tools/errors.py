@@ -1,11 +1,14 @@
 """The error classes of tfrecords_tools.
 
-Each command catches `ToolError` alone and prints it as one line, `<prog>: error: <message>`, with exit
-status 2; any other exception is a bug and keeps its traceback.
+Each is a `glow_common.errors.UserError` (exit status 2), which every command prints as one line,
+`<prog>: error: <message>`; a failed write is glow_common's WriteError (exit status 74); any other
+exception is a bug and keeps its traceback.
 """
 
+from glow_common.errors import UserError
 
-class ToolError(Exception):
+
+class ToolError(UserError):
     """Bad flags, input or output of a tfrecords_tools command; the message names the value and the fix."""
 
 

@@ -29,8 +29,8 @@ import re
 import struct
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
+from glow_common.files import write_bytes
 from tfrecords_tools.errors import DamagedFile, FormatError
-from tfrecords_tools.files import write_atomic
 
 SPLITS = ("train", "validation")
 
@@ -375,7 +375,7 @@ def write_manifest(folder: str, manifest: Manifest) -> str:
     body = {"kind": MANIFEST_KIND, "version": MANIFEST_VERSION, "split": manifest.split,
             "log2res": manifest.log2res, "n_shards": len(manifest.files),
             "files": {name: {"records": r, "bytes": b} for name, (r, b) in sorted(manifest.files.items())}}
-    write_atomic(path, (json.dumps(body, indent=1) + "\n").encode())
+    write_bytes(path, (json.dumps(body, indent=1) + "\n").encode())
     return path
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Sequence
 
+from glow_common.errors import run_cli
 from tfrecords_tools import cli
 from tfrecords_tools.errors import ConversionError
 from tfrecords_tools.imaging import Spec
 from tfrecords_tools.inputs import Item, folder_images, require_folder
 
-PROG = "tfrecords_tools.imagenet_oord"
+PROG = "python -m tfrecords_tools.imagenet_oord"
 
 SHARDS = {"train": 2000, "validation": 80}
 FOLDERS = {"train": "train_{r}x{r}", "validation": "valid_{r}x{r}"}
@@ -70,4 +71,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli.run(main, PROG))
+    raise SystemExit(run_cli(PROG, main))

@@ -19,13 +19,14 @@ import math
 import os
 from typing import List, Optional, Sequence, Tuple
 
+from glow_common.errors import run_cli
 from tfrecords_tools import cli
 from tfrecords_tools.errors import ConversionError
 from tfrecords_tools.imaging import Spec
 from tfrecords_tools.inputs import Item, list_images, require_folder
 from tfrecords_tools.writer import classes_file, read_classes, write_classes
 
-PROG = "tfrecords_tools.images"
+PROG = "python -m tfrecords_tools.images"
 
 
 def class_folders(folder: str) -> Tuple[List[str], List[str]]:
@@ -86,4 +87,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli.run(main, PROG))
+    raise SystemExit(run_cli(PROG, main))

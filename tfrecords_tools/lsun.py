@@ -23,12 +23,13 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Sequence
 
+from glow_common.errors import run_cli
 from tfrecords_tools import cli
 from tfrecords_tools.errors import ConversionError
 from tfrecords_tools.imaging import Spec
 from tfrecords_tools.inputs import Item, folder_images, list_images, open_lmdb
 
-PROG = "tfrecords_tools.lsun"
+PROG = "python -m tfrecords_tools.lsun"
 
 SHARDS = {"train": 2560, "validation": 1}
 SPLIT_SUFFIX = {"train": "train", "validation": "val"}
@@ -91,4 +92,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli.run(main, PROG))
+    raise SystemExit(run_cli(PROG, main))

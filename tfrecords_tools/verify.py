@@ -21,11 +21,12 @@ import glob
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from glow_common.errors import first_line, run_cli
 from tfrecords_tools import cli
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import DamagedFile, FormatError, ToolError
 
-PROG = "tfrecords_tools.verify"
+PROG = "python -m tfrecords_tools.verify"
 
 
 @dataclasses.dataclass
@@ -74,7 +75,7 @@ def read_file(path: str) -> Tuple[List[bytes], Optional[str]]:
         for record in tf.data.TFRecordDataset(path).take(len(offsets)):
             records.append(record.numpy())
     except tf.errors.OpError as err:
-        reason = "the data fails its checksum" if "corrupted record" in err.message else err.message.splitlines()[0]
+        reason = "the data fails its checksum" if "corrupted record" in err.message else first_line(err)
         damage = f"record {len(records)} at byte {offsets[len(records)]}: {reason}"
     return records, (f"{damage}; the rest of the file is unreadable" if damage else None)
 
@@ -181,4 +182,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli.run(main, PROG))
+    raise SystemExit(run_cli(PROG, main))

@@ -26,9 +26,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from glow_common.files import write_error, write_text
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import ConversionError
-from tfrecords_tools.files import free_space, is_disk_full, write_atomic
 from tfrecords_tools.imaging import Spec, process
 from tfrecords_tools.inputs import Item, read_image
 
@@ -76,15 +76,6 @@ def _results(tasks: List[Tuple[Item, Spec]], workers: int):
     # spawn, not fork: the parent may hold TensorFlow's threads, which do not survive a fork.
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         yield from pool.imap(_work, tasks, chunksize=max(1, min(16, len(tasks) // (8 * workers))))
-
-
-def write_error(path: str, err: Exception) -> ConversionError:
-    """One line for a failed write: for a full disk, the path and the space left on its file system."""
-    if is_disk_full(err):
-        return ConversionError(f"no space left on the device writing {path} ({free_space(path)} free there); free "
-                               f"some space or choose another --output (nothing that was there before was changed)")
-    message = getattr(err, "message", None) or str(err)
-    return ConversionError(f"cannot write {path}: {message.splitlines()[0] if message else type(err).__name__}")
 
 
 def write_split(items: Sequence[Item], output: str, split: str, spec: Spec, *, n_shards: int, seed: int,
@@ -251,7 +242,4 @@ def read_classes(output: str) -> Optional[List[str]]:
 
 def write_classes(output: str, names: Sequence[str]) -> None:
     path = classes_file(output)
-    try:
-        write_atomic(path, "".join(f"{label} {name}\n" for label, name in enumerate(names)).encode())
-    except OSError as err:
-        raise write_error(path, err) from None
+    write_text(path, "".join(f"{label} {name}\n" for label, name in enumerate(names)))

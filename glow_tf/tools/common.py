@@ -2,7 +2,7 @@
 
 Every tool follows one convention: `python -m glow_tf.tools.<name> CHECKPOINT [flags]`, where CHECKPOINT
 is a train.py logdir, its checkpoints/ or model_best_loss/ folder, or a checkpoint prefix; snake_case
-flags like the original's; `--help` that stands alone; and one error path (glow_tf.errors.run_cli): a
+flags like the original's; `--help` that stands alone; and one error path (glow_common.errors.run_cli): a
 user error is one line `python -m glow_tf.tools.<name>: error: ...` with exit status 2, a bug keeps its
 traceback.
 """
@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from glow_tf.errors import ConfigError, run_cli
+from glow_tf.errors import ConfigError
 from glow_tf.hparams import NN_DTYPES
-
-
-def run(prog: str, main: Callable[[Optional[Sequence[str]]], object],
-        argv: Optional[Sequence[str]] = None) -> int:
-    """A tool's exit status for `argv` (default: the command line); user errors are one line on stderr."""
-    return run_cli(f"python -m {prog}", main, argv)
 
 
 def parser(prog: str, doc: str) -> argparse.ArgumentParser:
     """argparse whose description is the tool's module docstring."""
-    return argparse.ArgumentParser(prog=f"python -m {prog}", description=doc,
+    return argparse.ArgumentParser(prog=prog, description=doc,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
 
 

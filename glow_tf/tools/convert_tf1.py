@@ -32,11 +32,12 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from glow_common.errors import first_line, run_cli
 from glow_tf import hparams
 from glow_tf.errors import ConfigError
 from glow_tf.tools import common
 
-PROG = "glow_tf.tools.convert_tf1"
+PROG = "python -m glow_tf.tools.convert_tf1"
 EMA_SUFFIX = "/ExponentialMovingAverage"
 SHOWN = 8  # names listed per kind of problem in an error message
 def variable_map(model) -> Dict[str, object]:
@@ -128,7 +129,7 @@ def read_tf1(path: str):
         reader = tf.train.load_checkpoint(prefix)
         shapes = reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as err:
-        raise ConfigError(f"{prefix}: unreadable checkpoint ({str(err).splitlines()[0]})") from None
+        raise ConfigError(f"{prefix}: unreadable checkpoint ({first_line(err)})") from None
     if "_CHECKPOINTABLE_OBJECT_GRAPH" in shapes:
         raise ConfigError(f"{prefix} is a TF2 object-based checkpoint (e.g. from our train.py), which the "
                         f"tools read directly; {PROG} converts openai/glow's TF1 checkpoints")
@@ -216,4 +217,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(PROG, main))
+    sys.exit(run_cli(PROG, main))

@@ -25,14 +25,15 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders.damage import read_batch
+from glow_common.errors import run_cli
+from glow_common.files import write_json
 from glow_tf import hparams, ops
 from glow_tf.errors import ConfigError
-from glow_tf.files import write_json
 from glow_tf.tools import common
 from glow_tf.training import checkpoints
 from glow_tf.training.distributed import configure_devices, init_distributed
 
-PROG = "glow_tf.tools.evaluate"
+PROG = "python -m glow_tf.tools.evaluate"
 
 
 def make_eval_fns(model):
@@ -165,4 +166,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(PROG, main))
+    sys.exit(run_cli(PROG, main))

@@ -28,10 +28,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from glow_common.errors import run_cli
 from glow_tf.errors import ConfigError
 from glow_tf.tools import common
 
-PROG = "glow_tf.tools.export"
+PROG = "python -m glow_tf.tools.export"
 
 
 def _module_class():
@@ -144,4 +145,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(PROG, main))
+    sys.exit(run_cli(PROG, main))

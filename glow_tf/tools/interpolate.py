@@ -16,11 +16,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from glow_common.errors import run_cli
 from glow_tf.errors import ConfigError
 from glow_tf.images import save_gif, save_grid
 from glow_tf.tools import common
 
-PROG = "glow_tf.tools.interpolate"
+PROG = "python -m glow_tf.tools.interpolate"
 
 
 def mix(z1: np.ndarray, z2: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
@@ -74,4 +75,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(PROG, main))
+    sys.exit(run_cli(PROG, main))

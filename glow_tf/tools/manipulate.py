@@ -30,15 +30,16 @@ from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from glow_common.errors import first_line, run_cli
+from glow_common.files import atomic_path
 from glow_tf.errors import ConfigError
-from glow_tf.files import atomic_path
 from glow_tf.hparams import model_signature
 from glow_tf.images import save_grid
 from glow_tf.tools import common
 from tfrecords_tools import format as tfr_format
 from tfrecords_tools.format import CELEBA_ATTRIBUTES
 
-PROG = "glow_tf.tools.manipulate"
+PROG = "python -m glow_tf.tools.manipulate"
 
 DEMO_SCALE = 1.6  # get_manipulators.py
 def select_attributes(requested: Optional[str], available: Sequence[str]) -> list:
@@ -128,7 +129,7 @@ def attr_batches(files: Sequence[str], image_shape, batch: int,
             return
         except tf.errors.InvalidArgumentError as err:  # a record that reads but does not fit the model
             raise ConfigError(f"bad record in {', '.join(files[:3])}{' ...' if len(files) > 3 else ''}: "
-                              f"{err.message.splitlines()[0]}") from None
+                              f"{first_line(err)}") from None
         yield x.numpy(), y.numpy(), attr.numpy()
 
 
@@ -282,4 +283,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(PROG, main))
+    sys.exit(run_cli(PROG, main))

@@ -16,12 +16,13 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from glow_common.errors import run_cli
 from glow_tf import samples
 from glow_tf.errors import ConfigError
 from glow_tf.images import save_grid
 from glow_tf.tools import common
 
-PROG = "glow_tf.tools.sample"
+PROG = "python -m glow_tf.tools.sample"
 
 
 def main(argv: Optional[Sequence[str]] = None):
@@ -55,4 +56,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(PROG, main))
+    sys.exit(run_cli(PROG, main))

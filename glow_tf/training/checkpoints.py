@@ -30,8 +30,9 @@ from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
 
-from glow_tf.errors import CheckpointError, warn
-from glow_tf.files import write_error, write_json
+from glow_common.errors import first_line, warn
+from glow_common.files import write_error, write_json
+from glow_tf.errors import CheckpointError
 from glow_tf.hparams import HParams, model_signature
 
 CHECKPOINT_DIR = "checkpoints"
@@ -71,13 +72,8 @@ def damage(prefix: str) -> Optional[str]:
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as err:  # noqa: BLE001 - the reader raises OpErrors, IndexError, ValueError...
-        return _first_line(err)
+        return first_line(err)
     return None
-
-
-def _first_line(err: BaseException) -> str:
-    text = getattr(err, "message", None) or str(err) or type(err).__name__
-    return text.strip().splitlines()[0]
 
 
 def _state_file_problem(folder: str) -> Optional[str]:
@@ -235,13 +231,13 @@ def restore(prefix: str, objects: Dict[str, object], what: str, root: Optional[t
     try:
         problem = mismatch(prefix, objects)
     except (tf.errors.OpError, OSError) as err:
-        raise CheckpointError(f"{what}: the checkpoint {prefix} cannot be read ({_first_line(err)})") from None
+        raise CheckpointError(f"{what}: the checkpoint {prefix} cannot be read ({first_line(err)})") from None
     if problem:
         raise CheckpointError(f"{what}: the checkpoint {prefix} does not fit this model: {problem}{hint}")
     try:
         (root or tf.train.Checkpoint(**objects)).read(prefix).expect_partial()
     except (tf.errors.OpError, ValueError) as err:
-        raise CheckpointError(f"{what}: the checkpoint {prefix} cannot be read ({_first_line(err)})") from None
+        raise CheckpointError(f"{what}: the checkpoint {prefix} cannot be read ({first_line(err)})") from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -261,7 +257,7 @@ def read_hparams_file(path: str, **overrides) -> HParams:
         names = {f.name for f in dataclasses.fields(HParams)}
         return HParams(**{k: v for k, v in {**fields, **overrides}.items() if k in names})
     except (OSError, ValueError, TypeError) as err:
-        raise CheckpointError(f"{path}: unreadable hyperparameters ({_first_line(err)})") from None
+        raise CheckpointError(f"{path}: unreadable hyperparameters ({first_line(err)})") from None
 
 
 def hparams_beside(prefix: str, **overrides) -> HParams:

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from data_loaders.damage import read_batch
-from glow_tf.files import atomic_path
+from glow_common.files import atomic_path
 from glow_tf.training.trainer import Trainer
 
 

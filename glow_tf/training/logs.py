@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.files import write_error, write_text
+from glow_common.files import write_error, write_text
 from glow_tf.images import grid, save_png
 from glow_tf.samples import TEMPERATURES
 from glow_tf.training.state import STATS

@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders.damage import read_batch
-from glow_tf.errors import CheckpointError, ConfigError, warn
+from glow_common.errors import warn
+from glow_tf.errors import CheckpointError, ConfigError
 from glow_tf.hparams import HParams
 from glow_tf.training import checkpoints, runfiles
 from glow_tf.training.checkpoints import CHECKPOINT_DIR, HPS_FILE

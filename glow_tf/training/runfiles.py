@@ -25,8 +25,9 @@ import threading
 import time
 from typing import List, Optional
 
-from glow_tf.errors import ConfigError, warn
-from glow_tf.files import write_error
+from glow_common.errors import warn
+from glow_common.files import write_error
+from glow_tf.errors import ConfigError
 
 LOCK_FILE = "train.lock"
 HEARTBEAT_S = 30.0

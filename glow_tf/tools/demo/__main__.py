@@ -22,11 +22,12 @@ import dataclasses
 import sys
 from typing import Optional, Sequence
 
+from glow_common.errors import run_cli
 from glow_tf import hparams
 from glow_tf.errors import ConfigError
 from glow_tf.tools import common
 
-PROG = "glow_tf.tools.demo"
+PROG = "python -m glow_tf.tools.demo"
 
 
 def _check_address(host: str, port: int) -> None:
@@ -91,4 +92,4 @@ def main(argv: Optional[Sequence[str]] = None):
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(PROG, main))
+    sys.exit(run_cli(PROG, main))

@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import List, Optional, Tuple
 
-from glow_tf.files import atomic_path
+from glow_common.files import atomic_path
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -25,7 +25,8 @@ from typing import Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from glow_tf.errors import ConfigError, is_user_error
+from glow_common.errors import UserError
+from glow_tf.errors import ConfigError
 from glow_tf.tools import manipulate
 
 SCALE = manipulate.DEMO_SCALE
@@ -186,7 +187,7 @@ class DirectionsJob:
         try:
             self._run()
         except Exception as err:  # the page must say it, and the server must go on serving the rest
-            if is_user_error(err):  # e.g. a damaged data file: its one line is the message
+            if isinstance(err, UserError):  # e.g. a damaged data file: its one line is the message
                 self._set(state="failed", message=str(err))
                 return
             traceback.print_exc()

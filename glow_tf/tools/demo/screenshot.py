@@ -13,10 +13,11 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
+from glow_common.errors import run_cli
 from glow_tf.errors import ConfigError
 from glow_tf.tools import common
 
-PROG = "glow_tf.tools.demo.screenshot"
+PROG = "python -m glow_tf.tools.demo.screenshot"
 
 
 def settings(text: str, names) -> list:
@@ -94,4 +95,4 @@ def _shoot(args, b) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(PROG, main))
+    sys.exit(run_cli(PROG, main))
