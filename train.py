@@ -4,7 +4,7 @@
     python train.py --problem fashion_mnist --preset fashion_small --logdir logs/fashion_small
     horovodrun -np 8 python train.py --problem cifar10 --n_level 3 --depth 32 --flow_coupling 1 --learntop
 
-Every flag of the original keeps its name, default and meaning (glow_tf.hparams.HParams); `--preset NAME`
+Every flag of the original keeps its name, default and meaning (glow_tf.hparams.HParams; their command line: glow_tf.flags); `--preset NAME`
 starts from a preset and explicit flags override it. The steps: parse the flags, prepare (every check of
 flags, logdir, checkpoints and data, before anything is written), fit (glow_tf.training.loop), report.
 
@@ -26,7 +26,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # a program may quiet TF's C++ banners; the library does not
 
 from glow_common.errors import run_cli  # noqa: E402
-from glow_tf import hparams  # noqa: E402
+from glow_tf import flags  # noqa: E402
 
 EXIT_INTERRUPTED = 130
 
@@ -35,12 +35,12 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     """Defaults in every flag's help; the closing paragraphs as written."""
 
 
-def parse(argv=None) -> hparams.HParams:
+def parse(argv=None):
     parser = argparse.ArgumentParser(prog="train.py", description="Train Glow (a TensorFlow 2 port of openai/glow).",
                                      formatter_class=_HelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[-2:]))
-    hparams.add_flags(parser)
-    hps, _ = hparams.parse_flags(parser, argv)
+    flags.add_flags(parser)
+    hps, _ = flags.parse_flags(parser, argv)
     return hps
 
 
@@ -68,7 +68,7 @@ def train(argv=None) -> int:
     dist = init_distributed()
     configure_devices(dist)
     # The original's per-rank seed for TF and NumPy (and here Python and Keras too).
-    tf.keras.utils.set_random_seed(rank_seed(hps, dist.rank, dist.size))
+    tf.keras.utils.set_random_seed(rank_seed(hps.seed, dist.rank, dist.size))
     plan = loop.prepare(hps, dist)
     try:
         if hps.inference:

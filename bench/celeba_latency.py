@@ -75,7 +75,8 @@ def main() -> int:
     import tensorflow as tf
 
     from glow_tf import Glow
-    from glow_tf.hparams import COUPLINGS, celeba256
+    from glow_tf.hparams import COUPLINGS
+    from glow_tf.presets import celeba256
 
     hps = celeba256()
     if args.depth:

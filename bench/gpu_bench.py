@@ -37,9 +37,9 @@ def child(args) -> None:
 
     from step_setup import TrainStep
 
-    from glow_tf import hparams
+    from glow_tf import presets
 
-    hps = getattr(hparams, args.preset)()
+    hps = presets.PRESETS[args.preset]()
     hps = dataclasses.replace(hps, gradient_checkpointing=args.gc, n_batch_train=args.batch)  # TrainStep's batch
     step = TrainStep(hps)
     t = time.time()

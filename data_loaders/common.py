@@ -110,9 +110,9 @@ def full_test_its(n_test: int, batch_test: int, size: int) -> int:
     return n_test // per_step
 
 
-def rank_seed(hps, rank: int, size: int) -> int:
+def rank_seed(seed: int, rank: int, size: int) -> int:
     """openai/glow train.py's per-rank seed, rank + size * seed."""
-    return rank + size * hps.seed
+    return rank + size * seed
 
 
 def check_rank(rank: int, size: int) -> None:

@@ -285,7 +285,7 @@ def get_data(hps, rank: int, size: int, allow_download: bool = False) -> common.
     # Validation uses the first n_test images, n_test / size per rank, so a pass reads each once.
     per_rank = n_test // size
     test_part = slice(rank * per_rank, (rank + 1) * per_rank)
-    seed = common.rank_seed(hps, rank, size)
+    seed = common.rank_seed(hps.seed, rank, size)
     # dal=2's extras were CIFAR-only in the original; MNIST-like data keeps the shifts.
     kwargs = dict(factor=base // image_size, dal=hps.dal, extra=hps.dal == 2 and _rgb(problem),
                   n_channels=hps.n_channels)

@@ -92,7 +92,7 @@ def get_data(hps, rank: int, size: int, allow_download: bool = False) -> common.
     n_test = hps.n_test if hps.n_test is not None else info.splits[test_split].num_examples
     batch_test = common.local_batch_test(hps, n_test, size)
     test_its = common.full_test_its(n_test, batch_test, size)
-    seed = common.rank_seed(hps, rank, size)
+    seed = common.rank_seed(hps.seed, rank, size)
 
     def example(features):
         label = tf.cast(features["label"], tf.int32) if has_label else tf.constant(0, tf.int32)

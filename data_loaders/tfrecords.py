@@ -344,7 +344,7 @@ def get_data(hps, rank: int, size: int) -> common.DataSplits:
     batch_test = common.local_batch_test(hps, n_test, size)
     test_its = common.full_test_its(n_test, batch_test, size)
     data_dir = data_dir_for(hps, problem)
-    seed = common.rank_seed(hps, rank, size)
+    seed = common.rank_seed(hps.seed, rank, size)
     kwargs = dict(resolution=resolution, rank=rank, size=size, rnd_crop=rnd_crop, n_channels=hps.n_channels,
                   n_classes=hps.n_classes, seed=seed, fmap=hps.fmap, pmap=hps.pmap)
 

@@ -6,11 +6,12 @@
     bits = model.bits_x(x)       # [B] bits per subpixel
     z = model.encode(x); x2 = model.decode(z); s = model.sample(8, temperature=0.7)
 
-Packages: the model core here (layers, model, hparams); `glow_tf.training` (optimizer, Horovod,
+Packages: the model core here (layers, model, hparams with its presets and flags); `glow_tf.training` (optimizer, Horovod,
 checkpoints, the training loop); `glow_tf.tools` (one command-line tool per module).
 """
 
-from glow_tf.hparams import PRESETS, HParams
+from glow_tf.hparams import HParams
+from glow_tf.presets import PRESETS
 
 __all__ = ["HParams", "Glow", "PRESETS"]
 

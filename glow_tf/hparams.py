@@ -1,11 +1,11 @@
-"""Hyperparameters: one frozen dataclass whose fields are openai/glow's train.py flags.
+"""Hyperparameters: one frozen dataclass whose fields are openai/glow's train.py flags, and their checks.
 
 Field names, defaults and meanings follow the original's argparse flags (openai/glow train.py), so an
-openai command line carries over unchanged; each field carries its own `--help` text, and `add_flags`
-turns the fields into the command line of train.py and of every tool that takes model flags. The
-original's `-1` sentinels become `None`; values the original derived and wrote back onto `hps` (n_bins,
-n_y, image size, batch sizes) are read-only properties here. Bad values raise `ConfigError` (a
-ValueError) naming the field.
+openai command line carries over unchanged; each field carries its own `--help` text, which
+glow_tf.flags turns into the command line of train.py and of every tool (the presets are in
+glow_tf.presets). The original's `-1` sentinels become `None`; values the original derived and wrote
+back onto `hps` (n_bins, n_y, image size, batch sizes) are read-only properties here. Bad values raise
+`ConfigError` (a ValueError) naming the field.
 
 Extensions, each off (or at the original's behaviour) by default:
   * `flow_permutation=3`: the LU-decomposed 1x1 convolution (dead code behind `if True:` in the original).
@@ -22,12 +22,9 @@ Per-problem defaults (image size, classes) come from the problem registry, data_
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import functools
 import math
-import typing
-from typing import Optional, Sequence
+from typing import Optional
 
 from data_loaders import problems
 from glow_tf.errors import ConfigError
@@ -53,9 +50,9 @@ NN_DTYPES = ("float32", "bfloat16", "float16")
 # The original's multiplicative reparameterisation of every log-scale parameter: logs = 3 * stored.
 LOGSCALE_FACTOR = 3.0
 
-def _flag(default, help_text: str):
-    """A field whose command-line help lives beside it (read by `add_flags`)."""
-    return dataclasses.field(default=default, metadata={"help": help_text})
+def _flag(default, help_text: str, choices: Optional[tuple] = None):
+    """A field whose command-line definition lives beside it (glow_tf.flags reads it)."""
+    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +100,8 @@ class HParams:
     epochs_full_sample: int = _flag(50, "sample grids every N epochs")
     learntop: bool = _flag(False, "learned top prior")
     ycond: bool = _flag(False, "class-conditional top prior")
-    seed: int = _flag(0, "seed; each rank uses rank + size*seed")
+    seed: int = _flag(0, "seed of the random draws (initial weights, data order, dequantisation noise, samples); "
+                         "each rank uses rank + size*seed")
     flow_permutation: int = _flag(INVCONV, "0 reverse, 1 shuffle, 2 invertible 1x1 conv, 3 its LU form")
     flow_coupling: int = _flag(ADDITIVE, "0 additive, 1 affine")
     # Extensions (see the module docstring).
@@ -117,7 +115,7 @@ class HParams:
     jit_compile: bool = _flag(False, "XLA-compile the forward/backward pass (the cross-rank averaging stays "
                                      "outside)")
     nn_dtype: str = _flag("float32", "precision of the coupling networks' convolutions: float32 (the original), "
-                                     "bfloat16 or float16; the flow and its log-dets stay float32")
+                                     "bfloat16 or float16; the flow and its log-dets stay float32", NN_DTYPES)
     save_interval_minutes: float = _flag(30.0, "also save a checkpoint when this many minutes passed since the "
                                                "last one (bounds what a kill -9 costs); 0: only every epoch")
     skip_corrupt_records: bool = _flag(False, "skip the damaged records of TFRecord training data (the rest of a "
@@ -230,227 +228,15 @@ MODEL_FIELDS = ("image_shape", "n_levels", "depth", "width", "flow_permutation",
                 "learntop", "ycond", "n_classes")
 
 
+# The fields that define a rank's training stream: a saved stream position (data_loaders.position) is only
+# restored when these agree.
+DATA_FIELDS = ("problem", "category", "data_dir", "dal", "fmap", "pmap", "n_train", "n_batch_train",
+               "anchor_size", "image_shape", "n_channels", "seed")
+
+
 def model_signature(hps: HParams) -> dict:
     """MODEL_FIELDS as JSON values, plus whether the model has its class-prediction head."""
     signature = {name: getattr(hps, name) for name in MODEL_FIELDS}
     signature = {k: list(v) if isinstance(v, tuple) else v for k, v in signature.items()}
     signature["classifier"] = bool(hps.ycond and hps.weight_y > 0)
     return signature
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Command line: one flag per field, with the original's name, default and meaning.
-
-def add_flags(parser: argparse.ArgumentParser, fields: Optional[Sequence[str]] = None,
-              overrides: bool = False) -> None:
-    """Add `--preset` and a flag for every HParams field (or only `fields`) to `parser`.
-
-    Booleans are `--flag` / `--no-flag` (the original's store_true, plus a way to undo a preset's True);
-    `-1` means "the problem's default" (None) for the Optional fields, as it did in the original; the
-    original README's `--n_level` is an alias of `--n_levels`.
-
-    With `overrides` (for a tool that changes a few fields of a checkpoint's hparams) there is no
-    `--preset` and a flag the user does not give is absent from the parsed arguments (`overrides_of`).
-    """
-    if not overrides:
-        parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                            help="start from a preset configuration; explicit flags override it")
-    hints = typing.get_type_hints(HParams)
-    defaults = HParams()
-    for field in dataclasses.fields(HParams):
-        if fields is not None and field.name not in fields:
-            continue
-        names = [f"--{field.name}"] + (["--n_level"] if field.name == "n_levels" else [])
-        kind, default, help_text = hints[field.name], getattr(defaults, field.name), field.metadata["help"]
-        if overrides:
-            default, help_text = argparse.SUPPRESS, help_text + " (default: the checkpoint's)"
-        if kind is bool:
-            parser.add_argument(*names, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-            continue
-        base = next(a for a in typing.get_args(kind) if a is not type(None)) if typing.get_args(kind) else kind
-        convert = _minus_one_is_none(base) if base is not kind else base
-        parser.add_argument(*names, type=convert, default=default, help=help_text)
-
-
-def _minus_one_is_none(base):
-    def convert(text):
-        value = base(text)
-        return None if value == -1 else value
-    convert.__name__ = base.__name__  # argparse names the type in its error messages
-    return convert
-
-
-def overrides_of(args: argparse.Namespace) -> dict:
-    """The HParams fields a parser built with `add_flags(..., overrides=True)` was given."""
-    names = {f.name for f in dataclasses.fields(HParams)}
-    return {k: v for k, v in vars(args).items() if k in names}
-
-
-def parse_flags(parser: argparse.ArgumentParser, argv=None) -> tuple:
-    """(HParams, the other arguments) from a parser built with `add_flags`.
-
-    The preset, when given, supplies the defaults, and every explicit flag overrides it.
-    """
-    # A first pass finds the preset; an unknown one is left to `parser`, whose error names the command.
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default=None)
-    preset = PRESETS.get(pre.parse_known_args(argv)[0].preset)
-    base = preset() if preset else HParams()
-    if preset:
-        parser.set_defaults(**dataclasses.asdict(base))
-    args = vars(parser.parse_args(argv))
-    names = {f.name for f in dataclasses.fields(HParams)}
-    fields = {k: v for k, v in args.items() if k in names}
-    rest = argparse.Namespace(**{k: v for k, v in args.items() if k not in names})
-    return dataclasses.replace(base, **fields), rest
-
-
-# Presets for the experiments of the paper and of the original README. Each is a plain function.
-
-def cifar10() -> HParams:
-    """CIFAR-10 quantitative run: 3.35 bits/dim in the paper; 8 GPUs x 64."""
-    return HParams(problem="cifar10", image_size=32, n_levels=3, depth=32, width=512,
-                   flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=64)
-
-
-def imagenet32() -> HParams:
-    """Downsampled ImageNet 32x32: 4.09 bits/dim; 8 GPUs x 64."""
-    return HParams(problem="imagenet-oord", image_size=32, n_levels=3, depth=48, width=512,
-                   flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=64)
-
-
-def imagenet64() -> HParams:
-    """Downsampled ImageNet 64x64: 3.81 bits/dim; 8 GPUs x 16 (anchor 32 -> 64*32^2//64^2)."""
-    return HParams(problem="imagenet-oord", image_size=64, n_levels=4, depth=48, width=512,
-                   flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=64)
-
-
-def lsun64(category: str = "bedroom") -> HParams:
-    """LSUN 64x64 (RealNVP protocol: random crops of images whose short side is 96)."""
-    return HParams(problem="lsun_realnvp", category=category, image_size=64, n_levels=3, depth=48,
-                   width=512, flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True,
-                   n_batch_train=64)
-
-
-def celeba256() -> HParams:
-    """CelebA-HQ 256x256 at 5 bits, additive coupling; 40 GPUs x 1."""
-    return HParams(problem="celeba", image_size=256, n_levels=6, depth=32, width=512,
-                   flow_permutation=INVCONV, flow_coupling=ADDITIVE, n_bits_x=5, learntop=True,
-                   n_batch_train=64)
-
-
-def tiny() -> HParams:
-    """A seconds-on-CPU model for tests: 8x8 images, 2 levels of 2 steps, width 8."""
-    return HParams(problem="cifar10", image_size=8, n_levels=2, depth=2, width=8,
-                   flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True, n_batch_train=4,
-                   n_batch_init=4, n_train=16, n_test=8)
-
-
-# --- the default run of `make train` ------------------------------------------------------------------------
-
-def fashion_small() -> HParams:
-    """`make train`: a small affine Glow on Fashion-MNIST that trains in minutes on two CPU cores.
-
-    Native 28x28 grey images (image_size=28, n_channels=1), so test bits/dim compare directly with the
-    README's reference figures for Fashion-MNIST; anchor_size=28 keeps the per-GPU batch at
-    n_batch_train. 9 "epochs" of 6400 images (200 steps each), warmup over the first one, full
-    validation at epochs 3, 6 and 9, samples at epochs 1, 3, 6 and 9; no augmentation and no gradient
-    checkpointing (memory is no concern here and a short run underfits). The README gives the bits/dim it
-    reaches and how much the last validation of so short a run moves with the seed.
-    """
-
-    return HParams(problem="fashion_mnist", image_size=28, n_channels=1, anchor_size=28, n_levels=2,
-                   depth=8, width=64, flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True,
-                   n_batch_train=32, n_batch_init=256, n_train=6400, epochs=10, epochs_warmup=1,
-                   epochs_full_valid=3, epochs_full_sample=3, dal=0, gradient_checkpointing=0)
-
-
-# --- the remaining experiments of the original README ---------------------------------
-
-def lsun64_bedroom() -> HParams:
-    """LSUN bedroom 64x64: 2.38 bits/dim; 8 GPUs x 16."""
-    return lsun64("bedroom")
-
-
-def lsun64_tower() -> HParams:
-    """LSUN tower 64x64: 2.46 bits/dim; 8 GPUs x 16."""
-    return lsun64("tower")
-
-
-def lsun64_church_outdoor() -> HParams:
-    """LSUN church outdoor 64x64: 2.67 bits/dim; 8 GPUs x 16."""
-    return lsun64("church_outdoor")
-
-
-def lsun96(category: str = "bedroom") -> HParams:
-    """Qualitative LSUN 96x96, 5 bits, additive; 40 GPUs x 7. The original could not run it (KeyError 7, and a
-    power-of-two assert); here the reader downscales the 256x256 shards and the test batch is 6."""
-    return HParams(problem="lsun", category=category, image_size=96, n_levels=5, depth=64, width=512,
-                   flow_permutation=INVCONV, flow_coupling=ADDITIVE, n_bits_x=5, learntop=True,
-                   n_batch_train=64)
-
-
-def lsun128(category: str = "bedroom") -> HParams:
-    """Qualitative LSUN 128x128, 5 bits, additive; 40 GPUs x 4 (read from the 256x256 shards)."""
-    return dataclasses.replace(lsun96(category), image_size=128)
-
-
-def cifar10_conditional() -> HParams:
-    """Class-conditional CIFAR-10: 5 bits, additive, ycond with weight_y 0.01; 8 GPUs x 64."""
-    return HParams(problem="cifar10", image_size=32, n_levels=3, depth=32, width=512,
-                   flow_permutation=INVCONV, flow_coupling=ADDITIVE, n_bits_x=5, learntop=True,
-                   ycond=True, weight_y=0.01, n_batch_train=64)
-
-
-def imagenet32_conditional() -> HParams:
-    """Class-conditional ImageNet 32x32 (the labelled `imagenet` TFRecords): 5 bits, additive, ycond."""
-    return HParams(problem="imagenet", image_size=32, n_levels=3, depth=48, width=512,
-                   flow_permutation=INVCONV, flow_coupling=ADDITIVE, n_bits_x=5, learntop=True,
-                   ycond=True, weight_y=0.01, n_batch_train=64)
-
-
-def ablation(permutation: int, coupling: int, seed: int = 0) -> HParams:
-    """Figure 3's ablation on CIFAR-10: L=3, K=32, learntop, lr 1e-3, seeds 0/1/2; 8 GPUs x 64."""
-    return dataclasses.replace(cifar10(), flow_permutation=permutation, flow_coupling=coupling, seed=seed)
-
-
-# --- the runs behind the README's "Our results" (Fashion-MNIST on CPU) --------------
-
-def fashion_glow() -> HParams:
-    """Fashion-MNIST at its native 28x28x1: the run behind the README's reported test bits/dim.
-
-    2 levels of 12 steps, width 96, affine, 1x1 conv, learntop; 27 "epochs" of 12,800 images (345,600
-    images, 5.8 passes over the training set), validation on 2,000 test images every 2 epochs (the
-    reported figure comes from glow_tf.tools.evaluate on all 10,000).
-    """
-    return HParams(problem="fashion_mnist", image_size=28, n_channels=1, anchor_size=28, n_levels=2,
-                   depth=12, width=96, flow_permutation=INVCONV, flow_coupling=AFFINE, learntop=True,
-                   n_batch_train=32, n_batch_init=256, n_train=12800, n_test=2000, epochs=28,
-                   epochs_warmup=1, epochs_full_valid=2, epochs_full_sample=10, dal=0,
-                   gradient_checkpointing=0)
-
-
-def fashion_ablation(permutation: int, coupling: int, seed: int = 0) -> HParams:
-    """Figure 3 at small scale on Fashion-MNIST: 2 levels of 8 steps, width 64, 11 epochs of 12,800 images."""
-    return HParams(problem="fashion_mnist", image_size=28, n_channels=1, anchor_size=28, n_levels=2,
-                   depth=8, width=64, flow_permutation=permutation, flow_coupling=coupling, learntop=True,
-                   n_batch_train=32, n_batch_init=256, n_train=12800, n_test=2000, epochs=12,
-                   epochs_warmup=1, epochs_full_valid=1, epochs_full_sample=100, dal=0,
-                   gradient_checkpointing=0, seed=seed)
-
-
-def _variant_presets(prefix: str, factory) -> dict:
-    names = {REVERSE: "reverse", SHUFFLE: "shuffle", INVCONV: "1x1"}
-    kinds = {ADDITIVE: "additive", AFFINE: "affine"}
-    return {f"{prefix}_{names[p]}_{kinds[c]}": functools.partial(factory, p, c) for c in kinds for p in names}
-
-
-PRESETS = {
-    "cifar10": cifar10, "imagenet32": imagenet32, "imagenet64": imagenet64,
-    "lsun64_bedroom": lsun64_bedroom, "lsun64_tower": lsun64_tower,
-    "lsun64_church_outdoor": lsun64_church_outdoor, "lsun96": lsun96, "lsun128": lsun128,
-    "celeba256": celeba256, "cifar10_conditional": cifar10_conditional,
-    "imagenet32_conditional": imagenet32_conditional, **_variant_presets("ablation", ablation),
-    "tiny": tiny, "fashion_small": fashion_small, "fashion_glow": fashion_glow,
-    **_variant_presets("fashion_ablation", fashion_ablation),
-}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +18,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # test batch 2.
 TINY = ["--preset", "tiny", "--problem", "fashion_mnist", "--anchor_size", "8", "--n_train", "32",
         "--n_test", "20", "--epochs_warmup", "1", "--epochs_full_valid", "1"]
+
+
+# A line of TensorFlow's C++ log (which TF_CPP_MIN_LOG_LEVEL does not silence before absl is initialised),
+# and the tab-indented lines that continue one (e.g. the `[[{{node Assert/Assert}}]]` of a failed op).
+_TF_LOG = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
+
+
+def without_tf_log(text: str) -> list:
+    """The lines of `text` (a process's stderr) that are not TensorFlow's C++ log."""
+    lines, in_log = [], False
+    for line in text.splitlines():
+        in_log = bool(_TF_LOG.match(line)) or (in_log and line.startswith("\t"))
+        if not in_log:
+            lines.append(line)
+    return lines
 
 
 def _env():

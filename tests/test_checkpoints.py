@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from glow_tf import Glow
 from glow_tf.errors import CheckpointError, WriteError
-from glow_tf.hparams import tiny
+from glow_tf.presets import tiny
 from glow_tf.training import checkpoints
 from tests.runs import snapshot, truncate
 

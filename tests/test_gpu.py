@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from glow_tf import Glow
-from glow_tf.hparams import tiny
 from glow_tf.model import concurrent_batch_parts
+from glow_tf.presets import tiny
 from tests import flow_checks, images
 
 pytestmark = pytest.mark.skipif(not tf.config.list_physical_devices("GPU"), reason="needs a GPU")

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from glow_tf import HParams
+from glow_tf import HParams, presets
 from glow_tf import hparams as H
 from glow_tf.errors import ConfigError
 
@@ -18,7 +18,7 @@ def test_defaults_are_the_original_flags():
 def test_derived_values():
     assert HParams(n_bits_x=5).n_bins == 32
     assert HParams(problem="celeba").image_shape == (256, 256, 3)
-    assert H.celeba256().local_batch_train() == 1 and H.imagenet64().local_batch_train() == 16
+    assert presets.celeba256().local_batch_train() == 1 and presets.imagenet64().local_batch_train() == 16
     assert HParams().train_its(8) == 98 and HParams().train_its(40) == 20
     assert HParams().beta2(40) == pytest.approx(0.95)
     assert HParams(problem="imagenet-oord").n_classes == 1000 and HParams(problem="lsun").n_classes == 1
@@ -49,25 +49,8 @@ def test_hparams_are_frozen():
         HParams().depth = 3
 
 
-def test_every_flag_has_help_and_the_original_spellings_parse():
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    H.add_flags(parser)
-    hps, rest = H.parse_flags(parser, ["--n_level", "4", "--image_size", "-1", "--lr", "0.002", "--no-resume"])
-    assert (hps.n_levels, hps.image_size, hps.lr, hps.resume) == (4, None, 0.002, False)
-    assert vars(rest) == {"preset": None}
-    assert all(f.metadata.get("help") for f in dataclasses.fields(HParams))
-    assert H.parse_flags(parser, ["--preset", "fashion_small", "--depth", "3"])[0] == \
-        dataclasses.replace(H.fashion_small(), depth=3)
-    # A subset of the fields (what a tool that takes model flags adds); the rest keep their defaults.
-    tool = argparse.ArgumentParser()
-    H.add_flags(tool, fields=("depth", "width"))
-    assert H.parse_flags(tool, ["--depth", "5"])[0] == dataclasses.replace(HParams(), depth=5)
-
-
 def test_model_signature_names_what_the_weights_depend_on():
-    a, b = H.tiny(), dataclasses.replace(H.tiny(), lr=0.5, logdir="elsewhere")
+    a, b = presets.tiny(), dataclasses.replace(presets.tiny(), lr=0.5, logdir="elsewhere")
     assert H.model_signature(a) == H.model_signature(b)
     assert H.model_signature(dataclasses.replace(a, depth=3))["depth"] == 3
     assert H.model_signature(dataclasses.replace(a, ycond=True, weight_y=0.01))["classifier"] is True

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf import Glow, HParams
+from glow_tf import Glow, HParams, presets
 from glow_tf import hparams as H
 from tests import flow_checks, images, reference
 
 
 def tiny(**overrides):
-    return dataclasses.replace(H.tiny(), **overrides)
+    return dataclasses.replace(presets.tiny(), **overrides)
 
 
 def make_model(hps, dtype=None, seed=0, scale=0.05):
@@ -216,7 +216,7 @@ def model_param_count(model):
 
 @pytest.mark.parametrize("preset,millions", [("cifar10", 44), ("celeba256", 170)])
 def test_preset_parameter_counts_match_the_paper(preset, millions):
-    hps = H.PRESETS[preset]()
+    hps = presets.PRESETS[preset]()
     expected = independent_param_count(hps)
     assert abs(expected / 1e6 - millions) / millions < 0.05  # about 44M (CIFAR-10) and 170M (CelebA-HQ 256x256)
     assert model_param_count(Glow(hps)) == expected

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf import Glow
-from glow_tf import hparams as H
+from glow_tf import Glow, presets
 from glow_tf import model as model_module
 from tests import flow_checks, images
 
 
 def tiny(**overrides):
-    return dataclasses.replace(H.tiny(), **overrides)
+    return dataclasses.replace(presets.tiny(), **overrides)
 
 
 def pair(hps, parts, dtype="float64"):

@@ -8,7 +8,6 @@ and nothing already written is lost.
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +20,18 @@ import train
 from glow_common.errors import run_cli
 from glow_tf.tools import evaluate, export
 from tests.data_fixtures import needs_fashion
-from tests.runs import TINY, read_jsonl, run_train, snapshot, start_cli, step_of, truncate, verbose_step, wait_for_line
+from tests.runs import (
+    TINY,
+    read_jsonl,
+    run_train,
+    snapshot,
+    start_cli,
+    step_of,
+    truncate,
+    verbose_step,
+    wait_for_line,
+    without_tf_log,
+)
 
 pytestmark = needs_fashion
 
@@ -338,9 +348,7 @@ def test_a_corrupt_record_met_in_training_is_one_line_naming_it_or_is_skipped(da
             "--n_levels", "2", "--depth", "1", "--width", "4", "--n_batch_train", "4", "--n_batch_init", "4",
             "--n_train", "64", "--n_test", "2", "--epochs", "3", "--epochs_full_sample", "100", "--learntop"]
     assert train.main(args + ["--logdir", str(tmp_path / "run")]) == 2
-    # (TensorFlow's C++ runtime logs the failed op on stderr too, in its own format.)
-    err = [line for line in capfd.readouterr().err.strip().splitlines()
-           if not re.match(r"^([IWE]\d{4} |WARNING: All log messages)", line)]
+    err = without_tf_log(capfd.readouterr().err.strip())
     assert len(err) == 1 and err[0].startswith("train.py: error: reading the data "), err
     assert f"{damaged}: record 1 at byte {offset}: the data fails its checksum" in err[0]
     assert "tfrecords_tools.verify" in err[0] and "--skip_corrupt_records" in err[0]
@@ -361,7 +369,6 @@ def test_a_corrupt_record_met_in_training_is_one_line_naming_it_or_is_skipped(da
     data[offset + fmt.HEADER_BYTES + length // 2] ^= 0x01
     valid.write_bytes(bytes(data))
     assert train.main(args + ["--skip_corrupt_records", "--inference", "--logdir", str(tmp_path / "skipping")]) == 2
-    err = [line for line in capfd.readouterr().err.strip().splitlines()
-           if not re.match(r"^([IWE]\d{4} |WARNING: All log messages)", line)]
+    err = without_tf_log(capfd.readouterr().err.strip())
     assert len(err) == 1 and err[0].startswith("train.py: error: reading the data for --inference: "), err
     assert f"{valid}: record 1 at byte {offset}: the data fails its checksum" in err[0]

@@ -16,6 +16,7 @@ from data_loaders import get_data
 from glow_common.errors import run_cli
 from glow_tf.hparams import HParams
 from tests import data_fixtures as fx
+from tests.runs import without_tf_log
 from tfrecords_tools import celeba, imagenet_oord, images, lsun, verify
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import ConversionError, DamagedFile
@@ -272,8 +273,7 @@ def run_module(*argv, timeout=120):
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=timeout,
                             cwd=REPO, env=env)
-    result.stderr = "".join(line for line in result.stderr.splitlines(keepends=True)
-                            if not re.match(r"WARNING: All log messages before absl|[IWE]\d{4} ", line))
+    result.stderr = "".join(line + "\n" for line in without_tf_log(result.stderr))
     return result
 
 

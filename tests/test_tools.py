@@ -17,7 +17,7 @@ from PIL import Image
 
 from glow_common.errors import run_cli
 from glow_tf import Glow, images, samples
-from glow_tf.hparams import tiny
+from glow_tf.presets import tiny
 from glow_tf.tools import common, convert_tf1, export, interpolate, manipulate, sample
 from glow_tf.training.optim import PolyakAverage
 from tests import data_fixtures as fx

@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from glow_tf import flags
 from glow_tf.errors import ConfigError
-from glow_tf.hparams import NN_DTYPES
 
 
 def parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -25,36 +25,38 @@ def parser(prog: str, doc: str) -> argparse.ArgumentParser:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def add_checkpoint_args(p: argparse.ArgumentParser, seed_help: str = "seed of TF's random draws (default 0)",
-                        nn_dtype: Optional[str] = "float32") -> None:
-    """The checkpoint positional and the flags every model-loading tool shares.
+# The tools that decode run the coupling networks in float32 unless told otherwise, and why.
+FLOAT32_NETWORKS = ("float32", "whatever the model was trained in: float32 networks make decode the inverse of "
+                    "encode to float32 round-off, while bfloat16 ones round the coupling's shift and scale to 8 "
+                    "bits and the flow's round-off can move that rounding between encode and decode")
 
-    `nn_dtype` is the default precision of the coupling networks while the tool runs (None: the one the
-    model was trained with). The weights are float32 whatever the training precision, and float32
-    networks make decode the inverse of encode to float32 round-off; bfloat16 networks round the
-    coupling's shift and scale to 8 bits, and the flow's round-off upstream of a network can move that
-    rounding between encode and decode, which moves a reconstructed subpixel by a level now and then.
-    """
+# The fields of a checkpoint's hparams that every model-loading tool lets the user override.
+MODEL_OVERRIDES = ("nn_dtype",)
+
+
+def add_checkpoint_args(p: argparse.ArgumentParser, nn_dtype: Optional[tuple] = FLOAT32_NETWORKS) -> None:
+    """The checkpoint positional and the flags every model-loading tool shares: --ema, train.py's --seed
+    (each rank draws from rank + size*seed) and --nn_dtype, an override of the checkpoint's precision
+    whose default is `nn_dtype` (value, why), or the model's own when None (evaluate)."""
     p.add_argument("checkpoint", help="a train.py logdir, its checkpoints/ or model_best_loss/ folder, or a "
                                       "checkpoint prefix (the latest checkpoint is used, then the best)")
     p.add_argument("--ema", action="store_true",
                    help="use the Polyak-averaged weights (the original kept but never used them)")
-    p.add_argument("--seed", type=int, default=0, help=seed_help)
-    p.add_argument("--nn_dtype", choices=NN_DTYPES, default=nn_dtype,
-                   help="precision of the coupling networks here (default: "
-                        + (f"{nn_dtype}, whatever the model was trained in, so that decode inverts encode)"
-                           if nn_dtype else "the model's, as in training)"))
+    flags.add_flags(p, ("seed",))
+    flags.add_flags(p, MODEL_OVERRIDES, overrides=True, defaults={"nn_dtype": nn_dtype} if nn_dtype else None)
 
 
-def load(args):
-    """(model, hps, checkpoint prefix) from the parsed checkpoint flags; seeds TF first, so that a seed
+def load(args, overrides: Sequence[str] = MODEL_OVERRIDES, rank: int = 0, size: int = 1):
+    """(model, hps, checkpoint prefix) from the parsed checkpoint flags, with the `overrides` given applied
+    to the checkpoint's hparams. Seeds TF, NumPy and Python first with this rank's seed, so that --seed
     fixes every draw."""
     import tensorflow as tf
 
+    from data_loaders.common import rank_seed
     from glow_tf.training.checkpoints import load_model
 
-    tf.keras.utils.set_random_seed(args.seed)
-    return load_model(args.checkpoint, ema=args.ema, **({"nn_dtype": args.nn_dtype} if args.nn_dtype else {}))
+    tf.keras.utils.set_random_seed(rank_seed(args.seed, rank, size))
+    return load_model(args.checkpoint, ema=args.ema, **flags.overrides_of(args, overrides))
 
 
 def check_label(hps, y: Optional[int]) -> Optional[int]:

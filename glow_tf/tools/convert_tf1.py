@@ -33,7 +33,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from glow_common.errors import first_line, run_cli
-from glow_tf import hparams
+from glow_tf import flags
 from glow_tf.errors import ConfigError
 from glow_tf.tools import common
 
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="logdir to write <output>/checkpoints/ckpt-0 into")
     p.add_argument("--ema", action="store_true", help="import the Polyak averages instead of the raw weights")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --output")
-    hparams.add_flags(p.add_argument_group("model flags (train.py's, with the original's defaults)"))
+    flags.add_flags(p.add_argument_group("model flags (train.py's, with the original's defaults)"))
     return p
 
 
@@ -206,7 +206,7 @@ def main(argv: Optional[Sequence[str]] = None):
 
     from glow_tf.model import Glow
 
-    hps, tool = hparams.parse_flags(build_parser(), argv)
+    hps, tool = flags.parse_flags(build_parser(), argv)
     reader, shapes = read_tf1(tool.tf1_checkpoint)
     tf.keras.utils.set_random_seed(0)  # only the (overwritten) initial values are random
     model = Glow(hps)

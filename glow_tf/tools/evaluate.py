@@ -27,13 +27,15 @@ import tensorflow as tf
 from data_loaders.damage import read_batch
 from glow_common.errors import run_cli
 from glow_common.files import write_json
-from glow_tf import hparams, ops
+from glow_tf import flags, ops
 from glow_tf.errors import ConfigError
 from glow_tf.tools import common
-from glow_tf.training import checkpoints
 from glow_tf.training.distributed import configure_devices, init_distributed
 
 PROG = "python -m glow_tf.tools.evaluate"
+
+# train.py's flags that say where the validation data is, when it is not where the checkpoint's run read it.
+DATA_OVERRIDES = ("problem", "data_dir", "category", "n_test")
 
 
 def make_eval_fns(model):
@@ -125,9 +127,8 @@ def _progress(total, enabled):
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, __doc__)
-    common.add_checkpoint_args(p, seed_help="seed of the dequantisation noise (default 0)", nn_dtype=None)
-    hparams.add_flags(p.add_argument_group("data flags (train.py's)"),
-                      fields=("problem", "data_dir", "category", "n_test"), overrides=True)
+    common.add_checkpoint_args(p, nn_dtype=None)  # the model's own precision, so that it reproduces test.txt
+    flags.add_flags(p.add_argument_group("data flags (train.py's)"), DATA_OVERRIDES, overrides=True)
     p.add_argument("--draws", type=int, default=4, help="dequantisation draws per image (default: 4)")
     p.add_argument("--no_reconstruction", action="store_true", help="skip the decode(encode(x)) check")
     p.add_argument("--output", help="also write the results as JSON to this file")
@@ -142,12 +143,8 @@ def main(argv=None) -> dict:
         raise ConfigError(f"--draws {args.draws} must be at least 1")
     dist = init_distributed()
     configure_devices(dist)
-    overrides = hparams.overrides_of(args)
-    if overrides.get("nn_dtype") is None:  # the precision the model was trained in
-        overrides.pop("nn_dtype", None)
-    model, hps, prefix = checkpoints.load_model(args.checkpoint, ema=args.ema, **overrides)
+    model, hps, prefix = common.load(args, common.MODEL_OVERRIDES + DATA_OVERRIDES, dist.rank, dist.size)
     splits = get_data(hps, rank=dist.rank, size=dist.size)
-    tf.random.set_seed(args.seed * dist.size + dist.rank)
     result = evaluate(model, splits.test, splits.test_its, draws=args.draws, dist=dist,
                       reconstruct=not args.no_reconstruction, progress=dist.rank == 0, files=splits.test_files)
     result.update(checkpoint=prefix, problem=hps.problem, weights="polyak" if args.ema else "raw",

@@ -18,17 +18,13 @@ from data_loaders.damage import read_batch
 from data_loaders.position import position_key, resume_position, save_position
 from glow_tf import samples
 from glow_tf.errors import ConfigError, NonFiniteError
-from glow_tf.hparams import HParams
+from glow_tf.hparams import DATA_FIELDS, HParams
 from glow_tf.model import Glow
 from glow_tf.training import checkpoints
 from glow_tf.training.checkpoints import BEST_DIR, BEST_NAME, CHECKPOINT_DIR, LATEST_KEPT, LATEST_NAME
 from glow_tf.training.optim import GlowOptimizer, PolyakAverage
 from glow_tf.training.state import TrainState
 from glow_tf.training.steps import make_finite_check, make_steps
-
-# Fields that define a rank's training stream: a saved stream position is only restored when these agree.
-DATA_FIELDS = ("problem", "category", "data_dir", "dal", "fmap", "pmap", "n_train", "n_batch_train",
-               "anchor_size", "image_shape", "n_channels", "seed")
 
 
 class Trainer:
@@ -64,7 +60,7 @@ class Trainer:
         self.all_finite = make_finite_check(self.model.variables + self.optimizer.variables + self.ema.variables)
         # The training noise of step t on this rank is a function of (noise_seed, t) alone, so that a
         # resumed run continues the uninterrupted run's noise (and the validation's, see evaluate).
-        self.noise_seed = rank_seed(hps, dist.rank, dist.size)
+        self.noise_seed = rank_seed(hps.seed, dist.rank, dist.size)
         self.train_iter = None
 
     # -- start: resume, restore or data-dependent init, then broadcast ------------------------------

@@ -18,12 +18,11 @@ The server listens on localhost only unless --host says otherwise; Ctrl-C stops 
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import Optional, Sequence
 
 from glow_common.errors import run_cli
-from glow_tf import hparams
+from glow_tf import flags
 from glow_tf.errors import ConfigError
 from glow_tf.tools import common
 
@@ -55,9 +54,8 @@ def main(argv: Optional[Sequence[str]] = None):
     p.add_argument("--align", default="auto", choices=("auto", "eyes", "centre"),
                    help="how uploads are cropped: eyes = face alignment, centre = centre crop, auto = eyes "
                         "for CelebA models and centre otherwise (default %(default)s)")
-    hparams.add_flags(p.add_argument_group("where the model's data is, for the examples and the directions "
-                                           "(train.py's flags)"),
-                      fields=("data_dir", "category"), overrides=True)
+    data = flags.add_flags(p.add_argument_group("where the model's data is, for the examples and the directions "
+                                                "(train.py's flags)"), ("data_dir", "category"), overrides=True)
     p.add_argument("--direction_images", type=int, default=10000,
                    help="images encoded to compute the directions (default %(default)s)")
     p.add_argument("--examples", type=int, default=8, help="example images offered (default %(default)s)")
@@ -74,8 +72,7 @@ def main(argv: Optional[Sequence[str]] = None):
 
     from glow_tf.tools.demo import server
 
-    model, hps, prefix = common.load(args)
-    hps = dataclasses.replace(hps, **hparams.overrides_of(args))
+    model, hps, prefix = common.load(args, common.MODEL_OVERRIDES + tuple(data))
     demo = server.build(model, hps, prefix, checkpoint=args.checkpoint, ema=args.ema, align=args.align,
                         n_examples=args.examples, direction_images=args.direction_images)
     httpd = make_server(args.host, args.port, server.create_app(demo), threaded=True)
