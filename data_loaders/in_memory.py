@@ -32,9 +32,6 @@ import tensorflow as tf
 from data_loaders import augment, common, problems
 from data_loaders.errors import DataError
 
-# The original padded MNIST to the CIFAR size; augmentation ran there, before any downsampling.
-PADDED_SIZE = 32
-
 Arrays = Tuple[Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
 
@@ -167,13 +164,9 @@ def load_arrays(problem: problems.Problem, data_dir: str = "", allow_download: b
                     f"CIFAR-10 python pickles or the idx .gz files, or allow downloading through Keras")
 
 
-def _rgb(problem: problems.Problem) -> bool:
-    return problem.layout == "cifar10"
-
-
 def _validated(problem: problems.Problem, source: str, arrays: Arrays) -> Arrays:
     native, n_classes = problem.native_size, problem.n_classes
-    shape = (native, native, 3) if _rgb(problem) else (native, native)
+    shape = (native, native) if problem.grey else (native, native, 3)
     out = []
     for split, (x, y) in zip(("train", "test"), arrays):
         x, y = np.asarray(x), np.asarray(y).reshape(-1)
@@ -192,27 +185,12 @@ def _validated(problem: problems.Problem, source: str, arrays: Arrays) -> Arrays
 # ---------------------------------------------------------------------------------------------------------
 # Shapes and the tf.data pipeline.
 
-def stored_size(problem: problems.Problem, image_size: int) -> int:
-    """Size the images are kept at before downsampling: 32 (MNIST padded as the original) or 28 unpadded."""
-    native = problem.native_size
-    if native != PADDED_SIZE and PADDED_SIZE % image_size and native % image_size == 0:
-        return native
-    if PADDED_SIZE % image_size:
-        unpadded = native != PADDED_SIZE
-        sizes = sorted({PADDED_SIZE // 2 ** k for k in range(6)} |
-                       ({native >> k for k in range(3)} if unpadded else set()))
-        raise DataError(f"image_size={image_size} for {problem.name}: images are box-downsampled by an integer "
-                        f"factor from {PADDED_SIZE}x{PADDED_SIZE}"
-                        f"{f' (or {native}x{native} unpadded)' if unpadded else ''}; use one of {sizes}")
-    return PADDED_SIZE
-
-
 def prepare_images(problem: problems.Problem, x: np.ndarray, size: int) -> np.ndarray:
     """Zero-pad MNIST-like images to `size` (the original: 32) and give them a channel axis.
 
     The tiling to n_channels happens per batch in the pipeline, so memory holds one channel.
     """
-    if _rgb(problem):
+    if not problem.grey:
         return x
     pad = (size - x.shape[1]) // 2
     # The original used np.pad mode 'minimum', which is 0 for these images; zeros say what is meant.
@@ -268,9 +246,9 @@ def get_data(hps, rank: int, size: int, allow_download: bool = False) -> common.
     if hps.dal not in (0, 1, 2):
         raise DataError(f"dal={hps.dal}: expected 0 (no augmentation), 1 (shifts) or 2 (shifts and more)")
     image_size = hps.image_shape[0]
-    base = stored_size(problem, image_size)
+    base = problem.stored_size(image_size)
     batch_train = common.local_batch_train(hps)
-    if _rgb(problem) and hps.n_channels != 3:
+    if not problem.grey and hps.n_channels != 3:
         raise DataError(f"n_channels={hps.n_channels} for {problem.name}: its images are RGB, use 3")
     (x_train, y_train), (x_test, y_test) = load_arrays(problem, hps.data_dir, allow_download)
     n_test = hps.n_test if hps.n_test is not None else len(x_test)
@@ -287,7 +265,7 @@ def get_data(hps, rank: int, size: int, allow_download: bool = False) -> common.
     test_part = slice(rank * per_rank, (rank + 1) * per_rank)
     seed = common.rank_seed(hps.seed, rank, size)
     # dal=2's extras were CIFAR-only in the original; MNIST-like data keeps the shifts.
-    kwargs = dict(factor=base // image_size, dal=hps.dal, extra=hps.dal == 2 and _rgb(problem),
+    kwargs = dict(factor=base // image_size, dal=hps.dal, extra=hps.dal == 2 and not problem.grey,
                   n_channels=hps.n_channels)
     train = _batches(prepare_images(problem, x_train[train_part], base), y_train[train_part],
                      batch_train, train=True, seed=seed, **kwargs)

@@ -16,6 +16,9 @@ TFRECORDS = "tfrecords"  # sharded TFRecords in openai/glow's format: data_loade
 TFDS = "tfds"            # TensorFlow Datasets: data_loaders.tfds_source
 TFDS_PREFIX = "tfds:"
 
+# The original padded MNIST to the CIFAR size; augmentation runs there, before any downsampling.
+PADDED_SIZE = 32
+
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
@@ -29,6 +32,8 @@ class Problem:
     data_dir: the default --data_dir.
     random_crop: take random image_size crops of larger stored images, in training and validation
         (lsun_realnvp).
+    grey: the images have one channel of their own, which the reader copies to every channel of the
+        model (MNIST-like; openai/glow get_mnist_cifar.py tiles MNIST to 3 channels).
     native_size, layout, keras_cache: in-memory problems only: the stored images' side, their file layout
         ('idx' for (Fashion-)MNIST, 'cifar10' for the python pickles) and the folder keras.datasets
         downloads them to under ~/.keras/datasets.
@@ -42,9 +47,27 @@ class Problem:
     shard_validation: bool = True
     data_dir: str = ""
     random_crop: bool = False
+    grey: bool = False
     native_size: Optional[int] = None
     layout: str = ""
     keras_cache: str = ""
+
+    def stored_size(self, image_size: int) -> int:
+        """In-memory problems: the side the images are kept at before box-downsampling to image_size: 32,
+        MNIST-like images zero-padded from 28 as in the original, or their native 28 unpadded."""
+        native = self.native_size
+        if native != PADDED_SIZE and PADDED_SIZE % image_size and native % image_size == 0:
+            return native
+        if PADDED_SIZE % image_size:
+            from data_loaders.errors import DataError
+
+            unpadded = native != PADDED_SIZE
+            sizes = sorted({PADDED_SIZE // 2 ** k for k in range(6)} |
+                           ({native >> k for k in range(3)} if unpadded else set()))
+            raise DataError(f"image_size={image_size} for {self.name}: images are box-downsampled by an integer "
+                            f"factor from {PADDED_SIZE}x{PADDED_SIZE}"
+                            f"{f' (or {native}x{native} unpadded)' if unpadded else ''}; use one of {sizes}")
+        return PADDED_SIZE
 
     def default_n_test(self, size: int) -> Optional[int]:
         """Validation images over `size` ranks when --n_test is not given (None: the source decides)."""
@@ -54,8 +77,9 @@ class Problem:
 
 
 REGISTRY: Dict[str, Problem] = {p.name: p for p in (
-    Problem("mnist", IN_MEMORY, image_size=32, n_classes=10, native_size=28, layout="idx", keras_cache="mnist"),
-    Problem("fashion_mnist", IN_MEMORY, image_size=32, n_classes=10, native_size=28, layout="idx",
+    Problem("mnist", IN_MEMORY, image_size=32, n_classes=10, grey=True, native_size=28, layout="idx",
+            keras_cache="mnist"),
+    Problem("fashion_mnist", IN_MEMORY, image_size=32, n_classes=10, grey=True, native_size=28, layout="idx",
             keras_cache="fashion-mnist", data_dir="/usr/share/datasets/fashion-mnist"),  # Debian's package
     Problem("cifar10", IN_MEMORY, image_size=32, n_classes=10, native_size=32, layout="cifar10",
             keras_cache="cifar-10-batches-py"),

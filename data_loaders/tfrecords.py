@@ -131,15 +131,16 @@ def expected_records(split_dir: str, split: str, log2res: int, files: Sequence[s
 
 
 def parse_example(serialized, filename, resolution: int, n_channels: int, n_classes: int,
-                  crop_seed=None, stored_resolution: Optional[int] = None):
-    """One record -> (x uint8 [res, res, C], y int32 []), port of get_data.py's parse_tfrecord_tf.
+                  crop_seed=None, stored_resolution: Optional[int] = None, with_attr: bool = False):
+    """One record -> (x uint8 [res, res, C], y int32 []), port of get_data.py's parse_tfrecord_tf; with
+    `with_attr`, (x, y, attr int64 [40]) (CelebA's attributes, which the original's reader never read).
 
     Every check names `filename`. With `crop_seed` (a [2] int tensor) the stored image may be larger and a
     random res x res crop is taken (lsun_realnvp); otherwise it must be exactly stored_resolution square
     (default: res), and is area-downscaled to res when that is larger.
     """
     stored = stored_resolution or resolution
-    features = tf.io.parse_single_example(serialized, feature_spec())
+    features = tf.io.parse_single_example(serialized, feature_spec(with_attr))
     shape = features[fmt.SHAPE.name]
     data = tf.io.decode_raw(features[fmt.DATA.name], tf.uint8)
     label = tf.cast(features[fmt.LABEL.name][0], tf.int32)
@@ -165,7 +166,7 @@ def parse_example(serialized, filename, resolution: int, n_channels: int, n_clas
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
     else:
         image = tf.image.stateless_random_crop(image, [resolution, resolution, n_channels], seed=crop_seed)
-    return image, label
+    return (image, label, features[fmt.ATTR.name]) if with_attr else (image, label)
 
 
 def _check(condition, filename, message, value):
@@ -246,7 +247,8 @@ def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int
                  shard: bool = True, rnd_crop: bool = False, n_channels: int = 3, n_classes: int = 1,
                  seed: int = 0, fmap: int = 1, pmap: int = 16, n_take: Optional[int] = None,
                  shuffle_batches: int = 4, stored_resolution: Optional[int] = None,
-                 expected: Optional[Sequence[int]] = None, skipped: Optional[SkipCount] = None) -> tf.data.Dataset:
+                 expected: Optional[Sequence[int]] = None, skipped: Optional[SkipCount] = None,
+                 once: bool = False, with_attr: bool = False) -> tf.data.Dataset:
     """The original's pipeline (get_data.py, input_fn) with its sharding fixed.
 
     list files (sorted) -> shard(size, rank) -> [train] shuffle files -> interleave(fmap) -> [train] shuffle
@@ -255,7 +257,9 @@ def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int
     interleave instead. `shard=False` gives every rank all files (LSUN validation). `n_take` keeps the
     first n examples of this rank before repeating, so each validation pass reads the same images.
     `expected`: records per file from the manifest (-1: unknown), for the count of `skipped` records;
-    with `skipped`, damaged files are cut short and counted instead of stopping the stream.
+    with `skipped`, damaged files are cut short and counted instead of stopping the stream. `once`: every
+    record once, the last batch possibly short, for a tool that reads a whole set (`read_set`);
+    `with_attr`: batches of (x, y, attr).
     """
     files = list(files)
     sizes = [os.path.getsize(f) for f in files]  # the end-of-file check; one stat per file
@@ -275,7 +279,8 @@ def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int
         ds = ds.take(n_take)
     if train:
         ds = ds.shuffle(max(1, shuffle_batches * batch), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.repeat()
+    if not once:
+        ds = ds.repeat()
     if rnd_crop:
         # One independent stateless seed per example: reproducible whatever the map parallelism.
         crop_seeds = tf.data.Dataset.random(seed=seed).batch(2)
@@ -284,8 +289,9 @@ def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int
             num_parallel_calls=pmap)
     else:
         ds = ds.map(lambda f, r: parse_example(r, f, resolution, n_channels, n_classes,
-                                               stored_resolution=stored_resolution), num_parallel_calls=pmap)
-    ds = ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+                                               stored_resolution=stored_resolution, with_attr=with_attr),
+                    num_parallel_calls=pmap)
+    ds = ds.batch(batch, drop_remainder=not once).prefetch(tf.data.AUTOTUNE)
     if skipped is not None:
         # The count and the stderr line are the only state outside the pipeline; a saved iterator
         # position (data_loaders.position) leaves them out, which is what we want.
@@ -295,8 +301,12 @@ def make_dataset(files: Sequence[str], *, resolution: int, batch: int, rank: int
     return ds
 
 
-def check_first_record(path: str, resolution: int, n_channels: int, rnd_crop: bool, data_dir: str = "") -> None:
-    """Read one record (without TensorFlow) so that the common mistakes fail before training, naming the file."""
+def check_first_record(path: str, resolution: int, n_channels: int, rnd_crop: bool = False, data_dir: str = "",
+                       need_attr: bool = False) -> None:
+    """Read one record (without TensorFlow) so that the common mistakes fail before any work, naming the file.
+
+    `need_attr`: the records must carry CelebA's 40 attributes (for attribute directions).
+    """
     try:
         frame = next(fmt.walk_records(path), None)
         if frame is None:
@@ -320,6 +330,45 @@ def check_first_record(path: str, resolution: int, n_channels: int, rnd_crop: bo
         raise DataError(f"{path}: image {h}x{w} is smaller than the {resolution}x{resolution} random crop")
     if not rnd_crop and (h, w) != (resolution, resolution):
         raise DataError(f"{path}: image of the wrong size {h}x{w}, expected {resolution}x{resolution}")
+    if need_attr and fmt.check_example(features, need_attr=True):
+        raise DataError(f"{path}: records have no `{fmt.ATTR.name}` int64[{fmt.N_ATTR}] (the downloadable "
+                        f"celeba-tfr lacks it, openai/glow issue #112); convert CelebA with "
+                        f"`python -m tfrecords_tools.celeba --attr list_attr_celeba.txt`")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A whole set, once: what the tools read (directions, scores).
+
+def find_files(data: str, split: str, resolution: int) -> List[str]:
+    """The TFRecord files a tool's --data names: a file, a glob pattern, or a folder (its <split>/ shard set
+    at `resolution`, or else the *.tfrecords directly inside it). DataError if there are none."""
+    if os.path.isfile(data):
+        return [data]
+    if os.path.isdir(data):
+        split_dir = os.path.join(data, split)
+        if os.path.isdir(split_dir):
+            return list_shards(split_dir, split, fmt.log2_floor(resolution))
+        files = sorted(glob.glob(os.path.join(data, "*.tfrecords")))
+        if not files:
+            raise DataError(f"--data {data}: no {split}/ folder and no *.tfrecords files in it")
+        return files
+    files = sorted(glob.glob(data))
+    if not files:
+        raise DataError(f"--data {data}: no such file or folder, and no files match it as a pattern")
+    return files
+
+
+def read_set(files: Sequence[str], image_shape, *, batch: int, n_classes: int = 1, with_attr: bool = False,
+             max_images: Optional[int] = None) -> tf.data.Dataset:
+    """Every record of `files` once, in order, in batches of (x, y) or (x, y, attr); the first record is
+    checked before anything is read (check_first_record), the others as the pipeline reaches them, each
+    error naming its file (read the batches with data_loaders.damage.read_batch)."""
+    resolution, _, n_channels = image_shape
+    files = list(files)
+    check_first_record(files[0], resolution, n_channels, need_attr=with_attr)
+    return make_dataset(files, resolution=resolution, batch=batch, rank=0, size=1, train=False, shard=False,
+                        n_channels=n_channels, n_classes=n_classes, n_take=max_images, once=True,
+                        with_attr=with_attr, pmap=tf.data.AUTOTUNE)
 
 
 def data_dir_for(hps, problem: problems.Problem) -> str:

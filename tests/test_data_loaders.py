@@ -548,3 +548,63 @@ def test_lsun_96_and_128_run_from_256_shards(tmp_path):
         if size == 128:  # an exact 2x2 area average of the stored pixels
             expected = images[0].astype(np.float64).reshape(128, 2, 128, 2, 3).mean(axis=(1, 3))
             assert np.abs(x.numpy()[0].astype(np.float64) - expected).max() <= 0.5 + 1e-3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Any picture prepared as a problem's data (data_loaders.images)
+
+@fx.needs_fashion
+@pytest.mark.parametrize("image_size,n_channels", [(32, 3), (16, 3), (28, 1), (32, 1)])
+def test_a_picture_is_prepared_as_the_reader_prepares_the_problems_images(image_size, n_channels):
+    """A Fashion-MNIST test image saved as a 28x28 PNG comes back from fit_image exactly as the in-memory
+    reader gives it to the model: padded to 32 as the original, box-downsampled, grey in every channel."""
+    from PIL import Image
+
+    from data_loaders.images import fit_image
+
+    hps = HParams(problem="fashion_mnist", image_size=image_size, n_channels=n_channels, n_levels=2, n_test=8,
+                  n_batch_train=4, anchor_size=image_size, n_batch_init=4)
+    x, _ = next(iter(get_data(hps).test))
+    with gzip.open(os.path.join(fx.FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz")) as f:
+        raw = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:len(x)]
+    prepared = np.stack([fit_image(Image.fromarray(image), hps, "test image") for image in raw])
+    np.testing.assert_array_equal(prepared, x.numpy())
+
+
+def test_a_colour_photo_given_to_a_grey_problem_becomes_grey_in_every_channel():
+    """The reason the demo's reconstructions of colour photos by a Fashion-MNIST model went black: the photo
+    reached the model in colours its grey training data never had."""
+    from PIL import Image
+
+    from data_loaders.images import fit_image
+
+    path = fx.samples("imagenet")[0][0]
+    hps = HParams(problem="fashion_mnist", image_size=32, n_levels=2)
+    with Image.open(path) as img:
+        x = fit_image(img, hps, path)
+        colour = np.asarray(img.convert("RGB"))
+    assert x.shape == (32, 32, 3) and np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 1], x[..., 2])
+    assert not np.array_equal(colour[..., 0], colour[..., 1])  # the photo itself is in colour
+    assert x[:2].max() == 0 and x[:, :2].max() == 0 and x[2:30, 2:30].max() > 0  # the original's zero border
+    with Image.open(path) as img:  # an RGB problem keeps the colours: centre crop and Lanczos resize only
+        side = min(img.size)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        expected = np.asarray(img.convert("RGB").crop((left, top, left + side, top + side))
+                              .resize((32, 32), Image.LANCZOS))
+        np.testing.assert_array_equal(fit_image(img, HParams(problem="cifar10", image_size=32, n_levels=2), path),
+                                      expected)
+
+
+def test_a_picture_smaller_than_the_models_data_is_refused_naming_both_sizes(tmp_path):
+    from PIL import Image
+
+    from data_loaders.images import read_image
+
+    Image.new("L", (20, 30)).save(tmp_path / "small.png")
+    hps = HParams(problem="fashion_mnist", image_size=32, n_levels=2)
+    with pytest.raises(DataError, match=r"small.png is 20x30, smaller than the 28x28 images the model's 32x32 data "
+                                        r"is made from; give a picture whose shorter side is at least 28 pixels"):
+        read_image(str(tmp_path / "small.png"), hps)
+    (tmp_path / "not.png").write_bytes(b"no image")
+    with pytest.raises(DataError, match="not.png is not a readable image"):
+        read_image(str(tmp_path / "not.png"), hps)

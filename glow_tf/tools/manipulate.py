@@ -22,7 +22,6 @@ the reconstruction of the image; the demo's manipulate_range sweeps alpha from -
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
@@ -30,13 +29,13 @@ from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
-from glow_common.errors import first_line, run_cli
+from data_loaders.images import read_image
+from glow_common.errors import run_cli
 from glow_common.files import atomic_path
 from glow_tf.errors import ConfigError
 from glow_tf.hparams import model_signature
 from glow_tf.images import save_grid
 from glow_tf.tools import common
-from tfrecords_tools import format as tfr_format
 from tfrecords_tools.format import CELEBA_ATTRIBUTES
 
 PROG = "python -m glow_tf.tools.manipulate"
@@ -55,81 +54,20 @@ def select_attributes(requested: Optional[str], available: Sequence[str]) -> lis
 
 
 # ---------------------------------------------------------------------------------------- reading attr
-def find_records(data: str, split: str, resolution: int) -> list:
-    """TFRecord files from a file, a glob, or a folder (<folder>/<split>/ shards at the model's rXX, or
-    the *.tfrecords directly inside it)."""
-    if os.path.isfile(data):
-        return [data]
-    if os.path.isdir(data):
-        split_dir = os.path.join(data, split)
-        if os.path.isdir(split_dir):
-            from data_loaders.errors import DataError
-            from data_loaders.tfrecords import list_shards
-
-            try:
-                return list_shards(split_dir, split, resolution.bit_length() - 1)
-            except DataError as err:
-                raise ConfigError(str(err)) from None
-        files = sorted(glob.glob(os.path.join(data, "*.tfrecords")))
-        if not files:
-            raise ConfigError(f"--data {data}: no {split}/ folder and no *.tfrecords files in it")
-        return files
-    files = sorted(glob.glob(data))
-    if not files:
-        raise ConfigError(f"--data {data}: no such file or folder, and no files match it as a pattern")
-    return files
-
-
-def _check_first_record(path: str, image_shape) -> None:
-    """Refuse, before encoding anything, records without `attr` or of another size."""
-    try:
-        frame = next(tfr_format.walk_records(path), None)
-        if frame is None:
-            raise ConfigError(f"{path}: the file holds no records")
-        features = tfr_format.decode_example(tfr_format.read_record(path, frame[0]))
-    except (tfr_format.FormatError, OSError) as err:
-        raise ConfigError(f"{path}: not a readable TFRecord file of tf.train.Examples ({err})") from None
-    if tfr_format.check_example(features, need_attr=True):
-        raise ConfigError(f"{path}: records have no `attr` int64[{len(CELEBA_ATTRIBUTES)}] (the downloadable "
-                        f"celeba-tfr lacks it, openai/glow issue #112); convert CelebA with "
-                        f"`python -m tfrecords_tools.celeba --attr list_attr_celeba.txt`")
-    shape = tuple(features[tfr_format.SHAPE.name])
-    if shape != tuple(image_shape):
-        raise ConfigError(f"{path}: images of shape {shape}, but the model takes {tuple(image_shape)} "
-                        f"(use the shards of the model's resolution)")
-
-
-def attr_batches(files: Sequence[str], image_shape, batch: int,
-                 max_images: Optional[int] = None) -> Iterable[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(x uint8 [B, H, W, C], y int32 [B], attr int64 [B, 40]) from TFRecords in the original format."""
-    import tensorflow as tf
-
+def attr_batches(files: Sequence[str], image_shape, batch: int, max_images: Optional[int] = None,
+                 n_classes: int = 1) -> Iterable[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(x uint8 [B, H, W, C], y int32 [B], attr int64 [B, 40]) from TFRecords in the original format, read
+    by data_loaders.tfrecords (read_set), a damaged or unfitting record named with its file."""
     from data_loaders.damage import read_batch
-    from data_loaders.tfrecords import feature_spec
+    from data_loaders.tfrecords import read_set
 
-    _check_first_record(files[0], image_shape)  # later files are checked record by record below
-    spec = feature_spec(with_attr=True)
-    data, label, attr = (tfr_format.DATA.name, tfr_format.LABEL.name, tfr_format.ATTR.name)
-
-    def parse(serialized):
-        f = tf.io.parse_single_example(serialized, spec)
-        # A record of another size fails the reshape and is reported below, with the files read.
-        x = tf.reshape(tf.io.decode_raw(f[data], tf.uint8), image_shape)
-        return x, tf.cast(f[label][0], tf.int32), f[attr]
-
-    dataset = tf.data.TFRecordDataset(list(files))
-    if max_images:
-        dataset = dataset.take(max_images)
-    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(1)
-    batches = iter(dataset)
+    batches = iter(read_set(files, image_shape, batch=batch, n_classes=n_classes, with_attr=True,
+                            max_images=max_images))
     while True:
         try:
             x, y, attr = read_batch(batches, files, "for the directions", skip_flag=None)
         except StopIteration:
             return
-        except tf.errors.InvalidArgumentError as err:  # a record that reads but does not fit the model
-            raise ConfigError(f"bad record in {', '.join(files[:3])}{' ...' if len(files) > 3 else ''}: "
-                              f"{first_line(err)}") from None
         yield x.numpy(), y.numpy(), attr.numpy()
 
 
@@ -207,10 +145,12 @@ def _directions(args) -> str:
         raise ConfigError(f"--batch {args.batch} must be at least 1")
     if args.max_images is not None and args.max_images < 1:
         raise ConfigError(f"--max_images {args.max_images} must be at least 1")
+    from data_loaders.tfrecords import find_files
+
     names = select_attributes(args.attributes, CELEBA_ATTRIBUTES)
     model, hps, _ = common.load(args)
-    files = find_records(args.data, args.split, hps.image_shape[0])
-    batches = attr_batches(files, hps.image_shape, args.batch, args.max_images)
+    files = find_files(args.data, args.split, hps.image_shape[0])
+    batches = attr_batches(files, hps.image_shape, args.batch, args.max_images, hps.n_classes)
     delta, n_pos, n_neg = compute_directions(model, batches, hps.n_classes,
                                              [CELEBA_ATTRIBUTES.index(n) for n in names])
     # A direction needs images on both sides; say which attributes had none rather than store NaNs.
@@ -233,7 +173,7 @@ def _apply(args) -> list:
     y = common.check_label(hps, args.y) or 0
     available, directions = load_directions(args.directions, hps)
     names = select_attributes(args.attributes, available)
-    image = common.read_image(args.image, hps.image_shape)
+    image = read_image(args.image, hps)
     alphas = args.alphas if args.steps is None else \
         list(np.linspace(-args.alpha_max, args.alpha_max, args.steps))
     strips = manipulate(model, image, directions[[available.index(n) for n in names]], alphas, y)

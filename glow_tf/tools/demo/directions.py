@@ -77,9 +77,9 @@ def attr_records(hps) -> Optional[List[str]]:
     if problem is None or problem.source != problems.TFRECORDS:
         return None
     try:
-        files = manipulate.find_records(tfrecords.data_dir_for(hps, problem), "train", hps.image_shape[0])
-        manipulate._check_first_record(files[0], hps.image_shape)
-    except (ConfigError, DataError, ValueError, OSError):
+        files = tfrecords.find_files(tfrecords.data_dir_for(hps, problem), "train", hps.image_shape[0])
+        tfrecords.check_first_record(files[0], hps.image_shape[0], hps.n_channels, need_attr=True)
+    except DataError:
         return None
     return files
 
@@ -89,7 +89,7 @@ def find_source(hps, max_images: int, get_data=None) -> Source:
     files = attr_records(hps)
     if files is not None:
         def attr_batches():
-            for x, _, attr in manipulate.attr_batches(files, hps.image_shape, 64, max_images):
+            for x, _, attr in manipulate.attr_batches(files, hps.image_shape, 64, max_images, hps.n_classes):
                 # y = 0 as for every image the page encodes, so that all eps share one space.
                 yield x, np.zeros(len(x), np.int32), attr
         return Source("attributes", list(manipulate.CELEBA_ATTRIBUTES), max_images, attr_batches,
