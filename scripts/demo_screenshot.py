@@ -1,9 +1,9 @@
 """Screenshot of the demo page in headless Chromium, as shown in the README (docs/demo.png).
 
-    python -m glow_tf.tools.demo.screenshot logs/fashion_small --output docs/demo.png \
+    python -m scripts.demo_screenshot logs/fashion_small --output docs/demo.png \
         --example 2 --alphas Dress=0.6 --mix_with 7
 
-Starts the demo on the model, waits for its directions, picks an example, moves the sliders named in
+Run from the checkout: it drives the browser with the tests' helpers (tests/browser.py). Starts the demo on the model, waits for its directions, picks an example, moves the sliders named in
 --alphas with the keyboard, picks the mix's second image, draws samples and saves the whole page as PNG
 (written atomically).
 """
@@ -17,7 +17,7 @@ from glow_common.errors import run_cli
 from glow_tf.errors import ConfigError
 from glow_tf.tools import common
 
-PROG = "python -m glow_tf.tools.demo.screenshot"
+PROG = "python -m scripts.demo_screenshot"
 
 
 def settings(text: str, names) -> list:
@@ -38,7 +38,7 @@ def pick(br, container: str, index: int, image_id: str) -> None:
     """Click example `index` of a thumbnail row and wait for the image it fills."""
     from selenium.webdriver.common.by import By
 
-    from glow_tf.tools.demo import browser as b
+    from tests import browser as b
 
     buttons = br.driver.find_elements(By.CSS_SELECTOR, f"#{container} button")
     if not 0 <= index < len(buttons):
@@ -60,7 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     p.add_argument("--width", type=int, default=1280, help="window width in pixels (default %(default)s)")
     args = p.parse_args(argv)
 
-    from glow_tf.tools.demo import browser as b
+    from tests import browser as b
 
     reason = b.missing()
     if reason:

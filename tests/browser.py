@@ -1,4 +1,5 @@
-"""Headless Chromium driving the demo, for the browser tests and the README screenshot.
+"""Headless Chromium driving the demo, for the browser tests and the README screenshot
+(scripts/demo_screenshot.py).
 
 Debian's chromium and chromium-driver (installed by `make install`) through Selenium, with the driver
 given explicitly so that Selenium Manager never tries to download one. Chromium gets a fresh profile
@@ -23,7 +24,6 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--hide-scrollbars")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def missing() -> Optional[str]:
@@ -94,13 +94,12 @@ class DemoProcess:
 
     def __init__(self, checkpoint: str, *args: str, timeout: float = 180.0):
         self.logs = tempfile.mkdtemp(prefix="glow-demo-logs-")
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                   TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         # Files, not pipes: a pipe nobody reads would block the server once it fills.
         self.stdout = open(os.path.join(self.logs, "stdout"), "w+")
         self.stderr = open(os.path.join(self.logs, "stderr"), "w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "glow_tf.tools.demo", checkpoint, "--port", "0", *args],
-                                     cwd=ROOT, env=env, stdout=self.stdout, stderr=self.stderr)
+                                     env=env, stdout=self.stdout, stderr=self.stderr)
         self.url = self._wait_for_address(timeout)
 
     def _wait_for_address(self, timeout: float) -> str:
@@ -111,11 +110,13 @@ class DemoProcess:
                     if " on http://" in line:
                         return line.split(" on ", 1)[1].split()[0]
             if self.proc.poll() is not None:
+                log = self.log()  # before close(), which removes the log files
                 self.close()
-                raise RuntimeError(f"the demo exited with status {self.proc.returncode}: {self.log()[-2000:]}")
+                raise RuntimeError(f"the demo exited with status {self.proc.returncode}: {log[-2000:]}")
             time.sleep(0.2)
+        log = self.log()
         self.close()
-        raise TimeoutError(f"the demo printed no address within {timeout:.0f} s: {self.log()[-2000:]}")
+        raise TimeoutError(f"the demo printed no address within {timeout:.0f} s: {log[-2000:]}")
 
     def log(self) -> str:
         with open(self.stdout.name) as out, open(self.stderr.name) as err:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glow_tf.tools.demo import browser as b
+from tests import browser as b
 from tests.data_fixtures import needs_fashion
 from tests.demo_fixtures import foolbox_fashion, fresh_copy, from_uri, tiny_logdir
 from tests.test_tools import assert_reconstructs

@@ -15,6 +15,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from data_loaders.images import read_image, read_images
+from data_loaders.tfrecords import find_files
 from glow_common.errors import run_cli
 from glow_tf import Glow, images, samples
 from glow_tf.presets import tiny
@@ -142,7 +144,7 @@ def test_mix_is_the_demos_linear_interpolation():
 
 def test_interpolation_end_points_reconstruct_the_inputs(checkpoint, photos):
     _, model = checkpoint
-    images = common.read_images(photos, TINY.image_shape)
+    images = read_images(photos, TINY)
     frames = interpolate.interpolate(model, images, steps=5)
     assert frames.shape == (2, 5, 8, 8, 3) and frames.dtype == np.uint8
     assert_reconstructs(frames[0, 0], images[0])
@@ -159,7 +161,7 @@ def test_interpolate_cli_writes_strip_and_gif(checkpoint, photos, tmp_path):
     interpolate.main([logdir, *photos, "--output", str(strip), "--gif", str(gif), "--steps", "4"])
     pixels = np.asarray(opened(strip))
     assert pixels.shape == (2 * 8, 4 * 8, 3)  # one row per pair, one column per step
-    images = common.read_images(photos, TINY.image_shape)
+    images = read_images(photos, TINY)
     assert_reconstructs(pixels[:8, :8], images[0])
     assert_reconstructs(pixels[:8, -8:], images[1])
     assert_reconstructs(pixels[8:, -8:], images[2])
@@ -198,7 +200,7 @@ class FlattenModel:
 
 def test_directions_are_mean_with_minus_mean_without(celeba):
     root, images, attrs = celeba
-    files = manipulate.find_records(str(root), "train", 8)
+    files = find_files(str(root), "train", 8)
     batches = manipulate.attr_batches(files, TINY.image_shape, batch=5)  # 5 + 5 + 2: crosses batches
     which = [manipulate.CELEBA_ATTRIBUTES.index(n) for n in ("Smiling", "Young")]
     delta, n_pos, n_neg = manipulate.compute_directions(FlattenModel(), batches, 1, which)
@@ -230,7 +232,7 @@ def test_directions_read_the_attr_of_tfrecords_tools_celeba(checkpoint, tmp_path
                            "--resolution", "8", "--lods", "1", "--shards", "1", "--n-validation", "2",
                            "--workers", "0", "--quiet"])
     rows = np.concatenate([attr for split in ("train", "validation") for _, _, attr in manipulate.attr_batches(
-        manipulate.find_records(str(tmp_path / "tfr"), split, 8), TINY.image_shape, batch=4)])
+        find_files(str(tmp_path / "tfr"), split, 8), TINY.image_shape, batch=4)])
     assert sorted(map(tuple, rows)) == sorted(attrs.values())  # every image's 40 values, in order
     out = tmp_path / "dirs.npz"
     manipulate.main(["directions", checkpoint[0], "--data", str(tmp_path / "tfr"), "--output", str(out)])
@@ -251,7 +253,7 @@ def directions(checkpoint, celeba, tmp_path_factory):
 
 def test_manipulation_with_alpha_zero_is_the_reconstruction(checkpoint, directions, photos):
     _, model = checkpoint
-    image = common.read_image(photos[2], TINY.image_shape)
+    image = read_image(photos[2], TINY)
     _, deltas = manipulate.load_directions(str(directions), TINY)
     strips = manipulate.manipulate(model, image, deltas, alphas=[-1.0, 0.0, 1.0])
     assert strips.shape == (2, 3, 8, 8, 3)
@@ -264,7 +266,7 @@ def test_apply_cli_writes_one_strip_per_attribute(checkpoint, directions, photos
     written = manipulate.main(["apply", checkpoint[0], photos[0], "--directions", str(directions),
                                "--output", str(tmp_path), "--steps", "3"])
     assert [p.rsplit("_", 1)[-1] for p in written] == ["Smiling.png", "Eyeglasses.png"]
-    image = common.read_image(photos[0], TINY.image_shape)
+    image = read_image(photos[0], TINY)
     for path in written:
         strip = np.asarray(opened(path))
         assert strip.shape == (8, 3 * 8, 3)
@@ -284,7 +286,7 @@ def test_records_without_attr_or_of_another_size_are_refused(checkpoint, tmp_pat
     images = imagenet_samples(8, n=2)
     write_attr_records(tmp_path / "plain.tfrecords", images, None)
     write_attr_records(tmp_path / "big.tfrecords", imagenet_samples(16, n=2), np.ones((2, 40), int))
-    for name, expected in (("plain", "no `attr` int64[40]"), ("big", "images of shape (16, 16, 3)")):
+    for name, expected in (("plain", "no `attr` int64[40]"), ("big", "big.tfrecords: image of the wrong size 16x16, expected 8x8")):
         code, err = run_tool(manipulate, ["directions", checkpoint[0], "--data", str(tmp_path / f"{name}.tfrecords"),
                                           "--output", str(tmp_path / "d.npz")], capsys)
         assert code == 2 and expected in err and "Traceback" not in err
@@ -307,7 +309,8 @@ def bad_image_files(tmp_path):
     Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(small)
     return {"missing": (str(tmp_path / "missing.jpg"), "missing.jpg does not exist"),
             "not an image": (str(text), "notes.png is not a readable image"),
-            "too small": (str(small), "small.png is 6x4, smaller than the model's 8x8")}
+            "too small": (str(small), "small.png is 6x4, smaller than the 32x32 images the model's 8x8 data is made "
+                                           "from")}
 
 
 @pytest.mark.parametrize("case", ["missing", "not an image", "too small"])

@@ -1,4 +1,4 @@
-"""What every tool shares: its argument parser, the checkpoint argument, loading the model, user images.
+"""What every tool shares: its argument parser, the checkpoint argument, loading the model.
 
 Every tool follows one convention: `python -m glow_tf.tools.<name> CHECKPOINT [flags]`, where CHECKPOINT
 is a train.py logdir, its checkpoints/ or model_best_loss/ folder, or a checkpoint prefix; snake_case
@@ -10,10 +10,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Optional, Sequence
-
-import numpy as np
 
 from glow_tf import flags
 from glow_tf.errors import ConfigError
@@ -80,49 +77,3 @@ def float_list(text: str) -> list:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one number")
     return values
-
-
-# ------------------------------------------------------------------------------------------------ images
-def read_image(path: str, image_shape) -> np.ndarray:
-    """A PNG/JPEG/... as uint8 [H, W, C] at the model's shape: centre square crop, then a Lanczos resize.
-
-    Images smaller than the model's resolution are refused: upscaling would invent detail that the
-    model would then faithfully encode, which is not what a user asking to edit their photo wants.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    if not os.path.exists(path):
-        raise ConfigError(f"image {path} does not exist")
-    if not os.path.isfile(path):
-        raise ConfigError(f"image {path} is not a file")
-    try:
-        with Image.open(path) as img:
-            return fit_image(img, image_shape, path)
-    except ConfigError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ConfigError(f"{path} is not a readable image ({err})") from None
-
-
-def fit_image(img, image_shape, name: str) -> np.ndarray:
-    """read_image's pixel work on an opened PIL image (`name` says which one in errors)."""
-    from PIL import Image
-
-    height, width, channels = image_shape
-    mode = {1: "L", 3: "RGB"}.get(channels)
-    if mode is None:
-        raise ConfigError(f"the model has {channels} channels; only grey (1) or RGB (3) images can be read")
-    img = img.convert(mode)  # decodes the whole file, so a truncated one fails here
-    side = min(img.size)
-    if side < max(height, width):
-        raise ConfigError(f"{name} is {img.width}x{img.height}, smaller than the model's {width}x{height}; "
-                          f"give an image whose shorter side is at least {max(height, width)} pixels")
-    left, top = (img.width - side) // 2, (img.height - side) // 2
-    img = img.crop((left, top, left + side, top + side))
-    if side != height or side != width:
-        img = img.resize((width, height), Image.LANCZOS)
-    return np.asarray(img, np.uint8).reshape(height, width, channels)
-
-
-def read_images(paths: Sequence[str], image_shape) -> np.ndarray:
-    return np.stack([read_image(p, image_shape) for p in paths])

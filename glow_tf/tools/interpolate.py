@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from data_loaders.images import read_images
 from glow_common.errors import run_cli
 from glow_tf.errors import ConfigError
 from glow_tf.images import save_gif, save_grid
@@ -62,7 +63,7 @@ def main(argv: Optional[Sequence[str]] = None):
 
     model, hps, _ = common.load(args)
     y = common.check_label(hps, args.y) or 0
-    images = common.read_images(args.images, hps.image_shape)
+    images = read_images(args.images, hps)
     frames = interpolate(model, images, args.steps, y)  # [pairs, steps, H, W, C]
     save_grid(frames.reshape(-1, *frames.shape[2:]), args.output, columns=args.steps)
     print(f"wrote {args.output}: {len(frames)} row(s) of {args.steps} frames")

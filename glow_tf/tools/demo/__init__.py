@@ -4,5 +4,6 @@
 
 Modules: `server` (the Flask app and the one loaded model behind a lock), `directions` (class or CelebA
 attribute directions, computed once and cached in the logdir), `images` (uploads, data URIs and face
-alignment), `browser` (headless Chromium for the tests and the README screenshot); the page is static/.
+alignment), `align` (the original's face alignment); the page is static/. The headless browser that drives
+it for the tests and the README's screenshot lives with the tests (tests/browser.py).
 """

@@ -1,8 +1,9 @@
 """Images in and out of the demo: uploads, PNG data URIs, and the crop (or face alignment) to the model.
 
 The original's page sent and received images as base64 PNG data URIs; so does this one. An upload is
-centre-cropped to a square and resized with Lanczos to the model's resolution and channels, like every
-glow_tf tool (glow_tf.tools.common.fit_image); images smaller than the model are refused rather than upscaled.
+prepared as the model's own data was, like the input of every glow_tf tool (data_loaders.images.fit_image:
+the problem's colour, a centre square crop, a Lanczos resize, the reader's padding and channels); images
+smaller than the model's are refused rather than upscaled.
 With face alignment on, the square is instead the original's aligned face (see `align`).
 """
 
@@ -15,9 +16,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from data_loaders.images import fit_image
 from glow_tf.errors import ConfigError
 from glow_tf.images import to_pil
-from glow_tf.tools.common import fit_image
 
 MAX_UPLOAD_BYTES = 16 * 2 ** 20
 # Decoding is what costs memory: a small, highly compressed PNG can hold a gigapixel.
@@ -53,8 +54,9 @@ def open_upload(data: bytes, name: str):
         raise ConfigError(f"{name} is a damaged {img.format} file ({err})") from None
 
 
-def prepare(img, image_shape, name: str, aligner=None) -> Tuple[np.ndarray, str]:
-    """(uint8 [H, W, C] as the model sees it, how it was cropped) for an opened image.
+def prepare(img, hps, name: str, aligner=None) -> Tuple[np.ndarray, str]:
+    """(uint8 [H, W, C] as the model sees it, how it was cropped) for an opened image, prepared the way
+    the model's data was (data_loaders.images.fit_image).
 
     `aligner` is an align.EyeFinder when face alignment is on; without a face and two eyes in the photo
     the centre crop is used and the note says why.
@@ -68,9 +70,9 @@ def prepare(img, image_shape, name: str, aligner=None) -> Tuple[np.ndarray, str]
             from glow_tf.tools.demo import align
 
             aligned = align.warp(img, *eyes)
-            return (fit_image(aligned, image_shape, f"the face in {name}"),
+            return (fit_image(aligned, hps, f"the face in {name}"),
                     "aligned on the eyes, as the original's FaceAligner")
-    return fit_image(img, image_shape, name), note
+    return fit_image(img, hps, name), note
 
 
 def align_mode(requested: str, hps) -> str:
