@@ -236,7 +236,11 @@ class Glow(keras.Model):
         return self.flatten_eps(eps)
 
     def _decode_flat(self, flat, y):
-        return ops.postprocess(self.decoder(y, eps=self.unflatten_eps(flat)), self.hps.n_bits_x)
+        """(uint8 images, finite [B]): whether each image's continuous decode is finite, since a trained
+        affine flow can overflow on the way back for inputs far from its data (openai/glow issues #40,
+        #82), and postprocess turns a non-finite value into a black subpixel without a word."""
+        x = self.decoder(y, eps=self.unflatten_eps(flat))
+        return ops.postprocess(x, self.hps.n_bits_x), tf.reduce_all(tf.math.is_finite(x), axis=[1, 2, 3])
 
     def _sample(self, y, temperature):
         return ops.postprocess(self.decoder(y, temperature=temperature), self.hps.n_bits_x)
@@ -249,12 +253,14 @@ class Glow(keras.Model):
         labels = self._labels(y, x.shape[0])
         return self._encode_fn(x, labels) if seed is None else self._encode_fn(x, labels, seed)
 
-    def decode(self, z, y=None):
-        """[B, D] flat eps (as from `encode`) -> uint8 images; decode(encode(x)) == x."""
+    def decode(self, z, y=None, with_finite: bool = False):
+        """[B, D] flat eps (as from `encode`) -> uint8 images; decode(encode(x)) == x. With `with_finite`,
+        (images, finite [B] bool): False where the decode overflowed (those images are not meaningful)."""
         z = tf.cast(z, self.compute_dtype)
         if z.shape.rank != 2 or z.shape[1] != self.n_dims:
             raise ValueError(f"decode expects flat eps of shape [B, {self.n_dims}], got {z.shape}")
-        return self._decode_fn(z, self._labels(y, z.shape[0]))
+        images, finite = self._decode_fn(z, self._labels(y, z.shape[0]))
+        return (images, finite) if with_finite else images
 
     def sample(self, n: int, temperature=0.7, y=None):
         """n uint8 samples; temperature is a scalar or a per-example [n] vector (0 gives the prior means)."""

@@ -37,12 +37,16 @@ def unsqueeze2d(x, f=2):
     return out
 
 
-def edge_pad(x):
-    """Zero-pad H and W by 1 and append the border-indicator channel (tfops add_edge_padding, 3x3)."""
+def edge_pad(x, filter_size=(3, 3)):
+    """tfops add_edge_padding: zero-pad H and W by (k - 1) / 2 and append a channel that is 1 on the
+    padding only; a 1x1 filter has no padding."""
+    if tuple(filter_size) == (1, 1):
+        return x
+    a, c = (filter_size[0] - 1) // 2, (filter_size[1] - 1) // 2
     b, h, w, _ = x.shape
-    padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
-    border = np.ones([b, h + 2, w + 2, 1])
-    border[:, 1:-1, 1:-1] = 0.0
+    padded = np.pad(x, [(0, 0), (a, a), (c, c), (0, 0)])
+    border = np.ones([b, h + 2 * a, w + 2 * c, 1])
+    border[:, a:a + h, c:c + w] = 0.0
     return np.concatenate([padded, border], axis=-1)
 
 
@@ -59,7 +63,13 @@ def conv_valid(x, kernel):
 
 def conv(x, kernel):
     """The original's convolution: edge-padded for 3x3 kernels, plain for 1x1."""
-    return conv_valid(edge_pad(x) if kernel.shape[0] == 3 else x, kernel)
+    return conv_valid(edge_pad(x, kernel.shape[:2]), kernel)
+
+
+def conv2d(x, kernel, b, logs_stored):
+    """tfops.conv2d with edge_bias=True, pad='SAME', do_actnorm=True, after init: the actnorm in place of
+    a bias."""
+    return actnorm(conv(x, kernel), b, logs_stored)[0]
 
 
 def actnorm(x, b, logs_stored):

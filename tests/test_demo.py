@@ -11,6 +11,7 @@ import collections
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -27,9 +28,11 @@ from PIL import Image
 from data_loaders import DataError
 from glow_common.errors import run_cli
 from glow_tf.errors import ConfigError
-from glow_tf.tools.demo import align, browser, directions, images, server
+from glow_tf.presets import fashion_small
+from glow_tf.tools.demo import align, directions, images, server
 from glow_tf.tools.manipulate import CELEBA_ATTRIBUTES
 from glow_tf.training.checkpoints import load_model
+from tests import browser
 from tests.data_fixtures import FASHION_MNIST_DIR, needs_fashion, samples
 from tests.demo_fixtures import debian_test_set, foolbox_fashion, fresh_copy, from_uri, png_file, tiny_logdir
 from tests.test_tools import assert_reconstructs
@@ -216,10 +219,10 @@ def test_eye_finder_on_a_real_portrait_and_on_a_picture_without_a_face():
         (lx, ly), (rx, ry) = eyes
         assert lx < rx and 0.1 * img.width < rx - lx < 0.4 * img.width  # two eyes, a plausible distance apart
         assert ly < img.height / 2 and ry < img.height / 2 and abs(ly - ry) < 0.1 * img.height
-        image, note = images.prepare(img, (28, 28, 1), "grace_hopper.jpg", finder)
+        image, note = images.prepare(img, fashion_small(), "grace_hopper.jpg", finder)
         assert image.shape == (28, 28, 1) and "aligned on the eyes" in note
     with Image.open(samples("imagenet")[0][0]) as img:
-        image, note = images.prepare(img, (28, 28, 1), "x.jpg", finder)
+        image, note = images.prepare(img, fashion_small(), "x.jpg", finder)
         assert note.startswith("centre crop (") and image.shape == (28, 28, 1)
 
 
@@ -460,7 +463,7 @@ def test_random_refuses_bad_values(client, body, message):
     assert message in error_of(post(client, "/api/random", body), 400)
 
 
-def test_unknown_paths_methods_and_failures_answer_json(client, demo, monkeypatch):
+def test_unknown_paths_methods_and_failures_answer_json(client, demo, monkeypatch, capfd):
     assert "Not Found" in error_of(client.get("/api/nothing"), 404)
     assert "Method Not Allowed" in error_of(client.get("/api/mix"), 405)
 
@@ -468,9 +471,36 @@ def test_unknown_paths_methods_and_failures_answer_json(client, demo, monkeypatc
         raise RuntimeError("the accelerator caught fire")
 
     monkeypatch.setattr(demo, "decode", broken)
-    assert "RuntimeError: the accelerator caught fire" in error_of(post(client, "/api/random", {}), 500)
+    message = error_of(post(client, "/api/random", {}), 500)
+    # The page gets one sentence and a request id; the exception's message (which can name files) stays in
+    # the server's log, under that id.
+    request_id = re.fullmatch(r"The server failed on this request \(request ([0-9a-f]{8}); the server's log says "
+                              r"why\)\. It goes on serving\.", message)[1]
+    log = capfd.readouterr().err
+    assert f"demo: request {request_id} (POST /api/random) failed:" in log
+    assert "RuntimeError: the accelerator caught fire" in log and "accelerator" not in message
     monkeypatch.undo()
     assert post(client, "/api/random", {"n": 1}).status_code == 200
+
+
+def test_a_decode_that_overflows_is_said_in_one_sentence_not_shown_black_in_silence(client, demo, shoe,
+                                                                                  monkeypatch):
+    """Latents far outside what the model saw make a trained affine flow's inverse overflow (openai/glow
+    issues #40, #82): the answer still carries the image, and a sentence saying what happened and why."""
+    assert shoe["warning"] is None  # an image of the model's own data inverts
+    assert post(client, "/api/reconstruct", {"image": shoe["image"]}).get_json()["warning"] is None
+    far = np.full([demo.model.n_dims], 1e30, np.float32)
+    x, finite = demo.model.decode(far[None], with_finite=True)
+    assert not bool(finite[0]) and np.asarray(x).dtype == np.uint8  # the model itself says the decode failed
+    monkeypatch.setattr(demo, "encode", lambda image: far)
+    for path, body, what in [("/api/reconstruct", {"image": shoe["image"]}, "this image"),
+                             ("/api/mix", {"a": shoe["image"], "b": shoe["image"], "alpha": 0.5}, "the mix")]:
+        answer = post(client, path, body).get_json()
+        assert answer["warning"] == (f"The model could not invert {what}: its decode overflowed to values that are "
+                                     f"not finite numbers, shown black, as a trained affine Glow can for images "
+                                     f"far from its training data."), answer
+    assert server.overflow_warning(np.array([True, False, False, True]), "samples").startswith(
+        "The model could not invert 2 of the 4 samples:")
 
 
 def test_encode_cache_is_bounded_and_keyed_by_pixels(demo, monkeypatch):

@@ -1,7 +1,7 @@
-"""glow_tf.nn against literal NumPy transcriptions of openai/glow tfops.py (add_edge_padding, conv2d,
-conv2d_zeros, linear_zeros), written here loop by loop and independent of the layers' own arithmetic
-(which splits the border channel off, folds the actnorm into the kernel, and runs 1x1 convolutions
-as matmuls)."""
+"""glow_tf.nn against the NumPy transcriptions of openai/glow tfops.py in tests/reference.py
+(add_edge_padding, conv2d, conv2d_zeros, linear_zeros), which convolve kernel offset by kernel offset and
+are independent of the layers' own arithmetic (which splits the border channel off, folds the actnorm
+into the kernel, and runs 1x1 convolutions as matmuls)."""
 
 import numpy as np
 import pytest
@@ -10,53 +10,7 @@ import tensorflow as tf
 from glow_tf import nn
 from glow_tf.actnorm import ddi
 from tests import flow_checks
-
-
-# ------------------------------------------------------------------------- tfops.py, transcribed
-def add_edge_padding(x, filter_size):
-    """tfops.add_edge_padding: zero-pad by (k-1)/2 and concatenate a channel that is 1 on the padding."""
-    if filter_size == [1, 1]:
-        return x
-    a, b = (filter_size[0] - 1) // 2, (filter_size[1] - 1) // 2
-    x = np.pad(x, [(0, 0), (a, a), (b, b), (0, 0)])
-    pad = np.zeros([1, x.shape[1], x.shape[2], 1])
-    pad[:, :a, :, 0] = 1.0
-    pad[:, -a:, :, 0] = 1.0
-    pad[:, :, :b, 0] = 1.0
-    pad[:, :, -b:, 0] = 1.0
-    return np.concatenate([x, np.tile(pad, [x.shape[0], 1, 1, 1])], axis=3)
-
-
-def conv2d_valid(x, w):
-    """tf.nn.conv2d(x, w, [1, 1, 1, 1], 'VALID'), one output value at a time."""
-    kh, kw, c_in, c_out = w.shape
-    batch, height, width, _ = x.shape
-    out = np.zeros([batch, height - kh + 1, width - kw + 1, c_out])
-    for i in range(out.shape[1]):
-        for j in range(out.shape[2]):
-            window = x[:, i:i + kh, j:j + kw, :].reshape(batch, -1)  # (dy, dx, c) order, as w's
-            out[:, i, j, :] = window @ w.reshape(-1, c_out)
-    return out
-
-
-def actnorm(x, b, logs, logscale_factor=3.0):
-    """tfops.actnorm after init: actnorm_center (x + b), then actnorm_scale (x * exp(logs * 3))."""
-    return (x + b) * np.exp(logs * logscale_factor)
-
-
-def conv2d(x, w, b, logs, filter_size):
-    """tfops.conv2d with edge_bias=True, pad='SAME', do_actnorm=True."""
-    return actnorm(conv2d_valid(add_edge_padding(x, filter_size), w), b, logs)
-
-
-def conv2d_zeros(x, w, b, logs, logscale_factor=3.0):
-    """tfops.conv2d_zeros: edge-padded 3x3 conv, += b, *= exp(logs * logscale_factor)."""
-    out = conv2d_valid(add_edge_padding(x, [3, 3]), w) + b
-    return out * np.exp(logs * logscale_factor)
-
-
-def linear_zeros(x, w, b, logs, logscale_factor=3.0):
-    return (x @ w + b) * np.exp(logs * logscale_factor)
+from tests import reference as ref
 
 
 def values(layer):
@@ -65,7 +19,7 @@ def values(layer):
 
 # ------------------------------------------------------------------------------------------ tests
 def test_add_edge_padding_channel_is_one_on_the_padding_only():
-    padded = add_edge_padding(np.zeros([1, 2, 3, 1]), [3, 3])
+    padded = ref.edge_pad(np.zeros([1, 2, 3, 1]), [3, 3])
     assert padded.shape == (1, 4, 5, 2)
     np.testing.assert_array_equal(padded[0, :, :, 1], nn.ops.edge_indicator(2, 3, tf.float64).numpy()[0, :, :, 0])
 
@@ -79,7 +33,7 @@ def test_conv2d_matches_tfops_conv2d(kernel_size, relu):
     x = rng.standard_normal((2, 4, 6, 3))
     w = layer.W.numpy()
     assert w.shape == (kernel_size, kernel_size, 3 + (kernel_size == 3), 5)
-    expected = conv2d(x, w, layer.actnorm.b.numpy(), layer.actnorm.logs.numpy(), [kernel_size] * 2)
+    expected = ref.conv2d(x, w, layer.actnorm.b.numpy(), layer.actnorm.logs.numpy())
     if relu:
         expected = np.maximum(expected, 0.0)
         assert (expected == 0).any() and (expected > 0).any()
@@ -134,7 +88,7 @@ def test_conv2d_zeros_matches_tfops_conv2d_zeros():
     p = values(layer)
     assert p["W"].shape == (3, 3, 5, 6) and p["b"].shape == (1, 1, 1, 6) and p["logs"].shape == (1, 6)
     x = rng.standard_normal((2, 3, 5, 4))
-    expected = conv2d_zeros(x, p["W"], p["b"], p["logs"])
+    expected = ref.conv2d_zeros(x, p["W"], p["b"], p["logs"])
     for mode in flow_checks.MODES:
         got = flow_checks.maybe_traced(layer, mode)(tf.constant(x)).numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
@@ -149,7 +103,7 @@ def test_conv2d_zeros_on_zeros_is_a_learned_border_aware_map():
     flow_checks.randomize_weights(layer, scale=0.5)
     p = values(layer)
     out = layer(tf.zeros([1, 4, 4, 2], tf.float64)).numpy()
-    np.testing.assert_allclose(out, conv2d_zeros(np.zeros([1, 4, 4, 2]), p["W"], p["b"], p["logs"]), rtol=1e-12)
+    np.testing.assert_allclose(out, ref.conv2d_zeros(np.zeros([1, 4, 4, 2]), p["W"], p["b"], p["logs"]), rtol=1e-12)
     assert not np.allclose(out[0, 0, 0], out[0, 1, 1])
     np.testing.assert_allclose(out[0, 1, 1], out[0, 2, 2], rtol=1e-12)  # the interior sees no border
 
@@ -166,7 +120,7 @@ def test_edge_padded_conv_gradients_match_the_transcription():
     p = values(layer)
 
     def numpy_loss(w):
-        return np.sin(conv2d_zeros(x.numpy(), w, p["b"], p["logs"])).sum()
+        return np.sin(ref.conv2d_zeros(x.numpy(), w, p["b"], p["logs"])).sum()
 
     numeric = np.zeros_like(p["W"])
     for idx in np.ndindex(*p["W"].shape):
@@ -184,22 +138,22 @@ def test_linear_zeros_matches_tfops_linear_zeros():
     flow_checks.randomize_weights(layer, scale=0.3)
     p = values(layer)
     x = rng.standard_normal((4, 5))
-    np.testing.assert_allclose(layer(tf.constant(x)).numpy(), linear_zeros(x, p["W"], p["b"], p["logs"]),
+    np.testing.assert_allclose(layer(tf.constant(x)).numpy(), ref.linear_zeros(x, p["W"], p["b"], p["logs"]),
                                rtol=1e-12)
 
 
 def test_pointwise_is_a_1x1_convolution():
     rng = np.random.default_rng(6)
     x, w = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((5, 7))
-    expected = conv2d_valid(x, w.reshape(1, 1, 5, 7))
+    expected = ref.conv_valid(x, w.reshape(1, 1, 5, 7))
     np.testing.assert_allclose(nn.pointwise(tf.constant(x), tf.constant(w)).numpy(), expected, rtol=1e-12)
 
 
 def test_edge_term_is_the_border_channel_convolved():
     rng = np.random.default_rng(7)
     kernel = rng.standard_normal((3, 3, 1, 4))
-    border = add_edge_padding(np.zeros([1, 3, 5, 0]), [3, 3])  # the padding channel alone
-    np.testing.assert_allclose(nn.edge_term(3, 5, tf.constant(kernel)).numpy(), conv2d_valid(border, kernel),
+    border = ref.edge_pad(np.zeros([1, 3, 5, 0]), [3, 3])  # the padding channel alone
+    np.testing.assert_allclose(nn.edge_term(3, 5, tf.constant(kernel)).numpy(), ref.conv_valid(border, kernel),
                                rtol=1e-12)
 
 

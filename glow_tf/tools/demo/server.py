@@ -11,8 +11,10 @@ Endpoints, all answering JSON; images travel as PNG data URIs, as in openai/glow
     POST /api/mix          {a, b, alpha}: decode(z_a + alpha * (z_b - z_a)), the original's mix
     POST /api/random       {temperature, seed, n}: decode(temperature * eps), eps ~ N(0, 1) drawn from seed
 Bad input (not an image, too large, a value out of range or not a number, an unknown direction) gets
-{"error": message} and a 4xx status; an unexpected failure gets a 500 with the exception's message, and
-the server goes on serving. Model calls are serialised by one lock, as the original's were.
+{"error": message} and a 4xx status; an unexpected failure gets a 500 with one generic sentence and a
+request id (the message and traceback go to the server's log, under that id), and the server goes on
+serving. A decoded image that overflowed (not finite: a trained affine Glow is not invertible far from
+its data) comes with {"warning": sentence}, which the page shows. Model calls are serialised by one lock, as the original's were.
 
 Encoding draws its dequantisation noise from a seed that is a hash of the image's pixels, so the same
 image always gets the same z and the same reconstruction, however often it is sent. Random samples use
@@ -27,12 +29,15 @@ import functools
 import hashlib
 import math
 import os
+import secrets
+import sys
 import threading
 import traceback
 from typing import Optional
 
 import numpy as np
 
+from glow_common.errors import UserError
 from glow_tf.errors import ConfigError
 from glow_tf.tools.demo import directions as directions_lib
 from glow_tf.tools.demo import images
@@ -86,18 +91,20 @@ class Demo:
         with self.lock:
             return np.asarray(self.model.encode(x, y))
 
-    def decode(self, z: np.ndarray) -> np.ndarray:
+    def decode(self, z: np.ndarray):
+        """(uint8 images, finite [B]): finite is False where the decode overflowed (Glow.decode)."""
         z = np.asarray(z, np.float32).reshape(-1, self.model.n_dims)
         with self.lock:
-            return np.asarray(self.model.decode(z, np.zeros([len(z)], np.int32)))
+            x, finite = self.model.decode(z, np.zeros([len(z)], np.int32), with_finite=True)
+        return np.asarray(x), np.asarray(finite)
 
-    def random(self, n: int, temperature: float, seed: int) -> np.ndarray:
+    def random(self, n: int, temperature: float, seed: int):
         eps = np.random.default_rng(seed).standard_normal((n, self.model.n_dims), dtype=np.float32)
         return self.decode(temperature * eps)
 
     def prepare_upload(self, data: bytes, name: str):
         img = images.open_upload(data, name)
-        return images.prepare(img, self.hps.image_shape, name, self.aligner)
+        return images.prepare(img, self.hps, name, self.aligner)
 
     def direction_vectors(self, alphas: dict) -> np.ndarray:
         """sum of alpha * delta over {name: alpha}, once the directions are ready."""
@@ -159,6 +166,16 @@ def integer(data: dict, key: str, low: int, high: int, default: int) -> int:
     return value
 
 
+def overflow_warning(finite: np.ndarray, what: str) -> Optional[str]:
+    """The sentence the page shows when a decode was not finite (else None): what, and why."""
+    bad = int((~np.asarray(finite)).sum())
+    if not bad:
+        return None
+    which = what if len(finite) == 1 else f"{bad} of the {len(finite)} {what}"
+    return (f"The model could not invert {which}: its decode overflowed to values that are not finite numbers, "
+            f"shown black, as a trained affine Glow can for images far from its training data.")
+
+
 def _body() -> dict:
     from flask import request
 
@@ -186,8 +203,8 @@ def create_app(demo: Demo):
     def api_error(err):
         return jsonify(error=err.message), err.status
 
-    @app.errorhandler(ConfigError)
-    def tool_error(err):
+    @app.errorhandler(UserError)
+    def user_error(err):  # bad input of any package (a ConfigError, a DataError, ...): its one line
         return jsonify(error=str(err)), 400
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -201,9 +218,13 @@ def create_app(demo: Demo):
 
     @app.errorhandler(Exception)
     def unexpected(err):
+        # The message and traceback go to the server's log only: they name files and paths, which a page
+        # that --host exposes to the network must not show.
+        request_id = secrets.token_hex(4)
+        print(f"demo: request {request_id} ({request.method} {request.path}) failed:", file=sys.stderr, flush=True)
         traceback.print_exc()
-        return jsonify(error=f"the server failed on this request ({type(err).__name__}: {err}); "
-                             f"it goes on serving"), 500
+        return jsonify(error=f"The server failed on this request (request {request_id}; the server's log says "
+                             f"why). It goes on serving."), 500
 
     @app.get("/")
     def index():
@@ -225,13 +246,14 @@ def create_app(demo: Demo):
             raise ApiError(400, "no file in the upload (send a multipart form with the field `image`)")
         name = os.path.basename(upload.filename or "") or "the upload"
         image, note = demo.prepare_upload(upload.read(), name)
-        return jsonify(image=images.data_uri(image), reconstruction=images.data_uri(demo.decode(demo.encode(image))[0]),
-                       alignment=note, name=name)
+        back, finite = demo.decode(demo.encode(image))
+        return jsonify(image=images.data_uri(image), reconstruction=images.data_uri(back[0]), alignment=note,
+                       name=name, warning=overflow_warning(finite, "this image"))
 
     @app.post("/api/reconstruct")
     def reconstruct():
-        image = image_field(_body(), "image")
-        return jsonify(reconstruction=images.data_uri(demo.decode(demo.encode(image))[0]))
+        back, finite = demo.decode(demo.encode(image_field(_body(), "image")))
+        return jsonify(reconstruction=images.data_uri(back[0]), warning=overflow_warning(finite, "this image"))
 
     @app.get("/api/directions")
     def directions():
@@ -247,7 +269,8 @@ def create_app(demo: Demo):
         if not isinstance(alphas, dict):
             raise ApiError(400, f"alphas must be an object of direction name to number, got {alphas!r}")
         shift = demo.direction_vectors(alphas)
-        return jsonify(image=images.data_uri(demo.decode(demo.encode(image) + shift)[0]))
+        moved, finite = demo.decode(demo.encode(image) + shift)
+        return jsonify(image=images.data_uri(moved[0]), warning=overflow_warning(finite, "the manipulated image"))
 
     @app.post("/api/mix")
     def mix():
@@ -255,7 +278,8 @@ def create_app(demo: Demo):
         a, b = image_field(data, "a"), image_field(data, "b")
         alpha = number(data, "alpha", 0.0, 1.0)
         z_a, z_b = demo.encode(a), demo.encode(b)
-        return jsonify(image=images.data_uri(demo.decode(z_a + np.float32(alpha) * (z_b - z_a))[0]))
+        mixed, finite = demo.decode(z_a + np.float32(alpha) * (z_b - z_a))
+        return jsonify(image=images.data_uri(mixed[0]), warning=overflow_warning(finite, "the mix"))
 
     @app.post("/api/random")
     def random():
@@ -263,8 +287,9 @@ def create_app(demo: Demo):
         temperature = number(data, "temperature", 0.0, TEMPERATURE_MAX, default=DEFAULT_TEMPERATURE)
         seed = integer(data, "seed", 0, MAX_SEED, 0)
         n = integer(data, "n", 1, MAX_SAMPLES, 8)
-        samples = demo.random(n, temperature, seed)
-        return jsonify(images=[images.data_uri(x) for x in samples], temperature=temperature, seed=seed)
+        samples, finite = demo.random(n, temperature, seed)
+        return jsonify(images=[images.data_uri(x) for x in samples], temperature=temperature, seed=seed,
+                       warning=overflow_warning(finite, "samples"))
 
     return app
 

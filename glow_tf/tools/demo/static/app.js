@@ -20,6 +20,14 @@ function clearError() {
 }
 $("error-close").addEventListener("click", clearError);
 
+// An answer that carries an image says, in `warning`, whether its decode overflowed (a black image would
+// otherwise say nothing); the latest answer's sentence is shown, or none.
+function noteWarning(data) {
+  if (!data || !("warning" in data)) return;
+  $("warning-text").textContent = data.warning || "";
+  $("warning").hidden = !data.warning;
+}
+
 // --------------------------------------------------------------------------------------------- API
 async function api(path, body) {
   const options = body === undefined ? {} :
@@ -38,6 +46,7 @@ async function api(path, body) {
     throw new Error(`${path}: HTTP ${response.status} without a JSON answer`);
   }
   if (!response.ok) throw new Error(data && data.error ? data.error : `${path}: HTTP ${response.status}`);
+  noteWarning(data);
   return data;
 }
 
