@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import gzip
 import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -487,27 +484,6 @@ def test_the_original_per_problem_defaults():
         [3000, 50000, 2400, 2400]
     assert problems.find("celeba").data_dir == "/mnt/host/celeba-reshard-tfr"
     assert problems.find("tfds:mnist").source == problems.TFDS and problems.find("nope") is None
-
-
-def _imports(package):
-    """(module file, imported module name) for every import statement in a package, at any depth."""
-    root = Path(__file__).resolve().parent.parent / package
-    for path in sorted(root.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                yield from ((path.name, alias.name) for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                yield path.name, node.module
-
-
-def test_packages_stack_one_way():
-    assert [(f, m) for f, m in _imports("data_loaders") if m.split(".")[0] == "glow_tf"] == []
-    assert [(f, m) for f, m in _imports("tfrecords_tools") if m.split(".")[0] in ("glow_tf", "data_loaders")] == []
-    code = ("import sys, data_loaders, data_loaders.problems, tfrecords_tools.format, tfrecords_tools.verify, "
-            "tfrecords_tools.celeba; print(sorted(m for m in ('tensorflow', 'glow_tf') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parent.parent)
-    assert out.stdout.strip() == "[]", out.stderr
 
 
 # ------------------------------------------------------------------------------------------------------

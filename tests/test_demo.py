@@ -35,9 +35,9 @@ from glow_tf.training.checkpoints import load_model
 from tests import browser
 from tests.data_fixtures import FASHION_MNIST_DIR, needs_fashion, samples
 from tests.demo_fixtures import debian_test_set, foolbox_fashion, fresh_copy, from_uri, png_file, tiny_logdir
-from tests.test_tools import assert_reconstructs
+from tests.runs import ROOT
+from tests.tool_fixtures import assert_reconstructs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                  "Ankle boot"]
 
@@ -596,7 +596,7 @@ def celeba_logdir(tmp_path_factory, with_attr=True):
     import dataclasses
 
     from tests.images import imagenet_samples
-    from tests.test_tools import TINY, make_checkpoint, write_attr_records
+    from tests.tool_fixtures import TINY_HPS, make_checkpoint, write_attr_records
 
     root = tmp_path_factory.mktemp("celeba-tfr")
     images = imagenet_samples(8, n=16)
@@ -606,7 +606,7 @@ def celeba_logdir(tmp_path_factory, with_attr=True):
                        attrs[:12] if with_attr else None)
     write_attr_records(root / "validation" / "validation-r03-s-0000-of-0001.tfrecords", images[12:],
                        attrs[12:] if with_attr else None)
-    hps = dataclasses.replace(TINY, problem="celeba", data_dir=str(root), anchor_size=8, n_test=4)
+    hps = dataclasses.replace(TINY_HPS, problem="celeba", data_dir=str(root), anchor_size=8, n_test=4)
     logdir = tmp_path_factory.mktemp("celeba-run")
     make_checkpoint(logdir, hps=hps)
     return str(logdir), images, attrs

@@ -15,7 +15,7 @@ from PIL import Image
 from tests import browser as b
 from tests.data_fixtures import needs_fashion
 from tests.demo_fixtures import foolbox_fashion, fresh_copy, from_uri, tiny_logdir
-from tests.test_tools import assert_reconstructs
+from tests.tool_fixtures import assert_reconstructs
 
 pytestmark = [needs_fashion, pytest.mark.skipif(b.missing() is not None, reason=str(b.missing()))]
 

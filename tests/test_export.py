@@ -19,7 +19,7 @@ from glow_common.errors import run_cli
 from glow_tf import ops
 from glow_tf.tools import export
 from tests.images import imagenet_samples
-from tests.test_tools import TINY, assert_reconstructs, make_checkpoint
+from tests.tool_fixtures import TINY_HPS, assert_reconstructs, make_checkpoint
 
 LOADER = textwrap.dedent("""
     import sys
@@ -69,9 +69,9 @@ def test_saved_model_in_a_fresh_process_matches_the_keras_model(exported):
     np.testing.assert_array_equal(out["signature_decode"], out["decode"])
     np.testing.assert_array_equal(out["sample_t0"], model.sample(3, temperature=0.0).numpy())
     assert out["sample_t1"].dtype == np.uint8 and out["sample_t1"].shape == x.shape
-    np.testing.assert_array_equal(out["image_shape"], TINY.image_shape)
+    np.testing.assert_array_equal(out["image_shape"], TINY_HPS.image_shape)
     # The Keras model's encoder on the same dequantised input: preprocess + noise / n_bins.
-    x_float = ops.preprocess(x, TINY.n_bits_x) + noise / TINY.n_bins
+    x_float = ops.preprocess(x, TINY_HPS.n_bits_x) + noise / TINY_HPS.n_bins
     expected = model.flatten_eps(model.encoder(tf.constant(x_float), tf.constant(y))[2]).numpy()
     np.testing.assert_allclose(out["encode_with_noise"], expected, rtol=1e-5, atol=1e-5)
     for reconstruction, image in zip(out["round_trip"], x):

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from tests.data_fixtures import needs_fashion
+from tests.runs import ROOT
+from tests.runs import TINY as TINY_FLAGS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
 
 pytestmark = [
@@ -78,8 +79,7 @@ HELPER = textwrap.dedent("""
     sys.exit(code)
 """)
 
-TINY = ["--preset", "tiny", "--problem", "fashion_mnist", "--anchor_size", "8", "--n_train", "32",
-        "--n_test", "20", "--epochs_warmup", "1", "--epochs_full_valid", "1", "--epochs", "3"]
+TINY = [*TINY_FLAGS, "--epochs", "3"]
 
 
 def load(path):

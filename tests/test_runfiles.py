@@ -13,8 +13,7 @@ import pytest
 from glow_tf.errors import ConfigError
 from glow_tf.training import runfiles
 from glow_tf.training.runfiles import RunLock
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.runs import ROOT
 
 
 def dead_pid():

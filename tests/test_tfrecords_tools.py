@@ -16,7 +16,7 @@ from data_loaders import get_data
 from glow_common.errors import run_cli
 from glow_tf.hparams import HParams
 from tests import data_fixtures as fx
-from tests.runs import without_tf_log
+from tests.runs import ROOT, without_tf_log
 from tfrecords_tools import celeba, imagenet_oord, images, lsun, verify
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import ConversionError, DamagedFile
@@ -264,15 +264,14 @@ def test_verify_reports_corrupt_record_and_missing_shard(tmp_path):
     assert verify.main(["--input", str(tmp_path / "out")]) == 1
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_module(*argv, timeout=120):
     """`python -m <argv>` from the repository, as a user runs it; stderr without TensorFlow's C++ log lines
     (which TF_CPP_MIN_LOG_LEVEL does not silence before absl is initialised)."""
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=timeout,
-                            cwd=REPO, env=env)
+                            cwd=ROOT, env=env)
     result.stderr = "".join(line + "\n" for line in without_tf_log(result.stderr))
     return result
 

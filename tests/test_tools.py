@@ -12,41 +12,15 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from data_loaders.images import read_image, read_images
 from data_loaders.tfrecords import find_files
 from glow_common.errors import run_cli
-from glow_tf import Glow, images, samples
-from glow_tf.presets import tiny
+from glow_tf import images, samples
 from glow_tf.tools import common, convert_tf1, export, interpolate, manipulate, sample
-from glow_tf.training.optim import PolyakAverage
-from tests import data_fixtures as fx
-from tests.flow_checks import randomize_weights
 from tests.images import foolbox_data_dir, imagenet_samples
-
-TINY = tiny()
-
-
-def make_checkpoint(logdir, hps=TINY, seed=0, ema=False):
-    """A Glow initialised on real 8x8 images, perturbed, saved as <logdir>/checkpoints/ckpt-1 + hparams.json.
-
-    With `ema`, a Polyak average holding the weights from before the perturbation is saved too, as
-    train.py does; (model, average) is returned then.
-    """
-    tf.keras.utils.set_random_seed(seed)
-    model = Glow(hps)
-    model.initialize(imagenet_samples(hps.image_shape[0], n=8))
-    average = PolyakAverage(model.trainable_variables, decay=0.0) if ema else None
-    randomize_weights(model, scale=0.05, seed=seed)
-    folder = logdir / "checkpoints"
-    folder.mkdir(parents=True)
-    (folder / "hparams.json").write_text(json.dumps(dataclasses.asdict(hps)))
-    objects = {"model": model, **({"ema": average} if ema else {})}
-    tf.train.CheckpointManager(tf.train.Checkpoint(**objects), str(folder), max_to_keep=1,
-                               checkpoint_name="ckpt").save()
-    return (model, average) if ema else model
+from tests.tool_fixtures import TINY_HPS, assert_reconstructs, make_checkpoint, write_attr_records
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +34,6 @@ def photos():
     """Real files: two CIFAR-10 PNGs (32x32) and an ImageNet JPEG (non-square, larger)."""
     folder = foolbox_data_dir()
     return [str(p) for p in sorted(folder.glob("cifar10_*.png"))[:2]] + [str(sorted(folder.glob("imagenet_*.jpg"))[0])]
-
-
-def assert_reconstructs(actual, expected):
-    """Equal but for at most 2% of subpixels, each off by at most one level (model.py encode/decode, float32 edges)."""
-    diff = np.abs(actual.astype(int) - expected.astype(int))
-    assert diff.max() <= 1, f"reconstruction off by {diff.max()} levels"
-    assert np.mean(diff > 0) <= 0.02, f"{np.mean(diff > 0):.1%} of subpixels differ"
 
 
 def opened(path):
@@ -117,15 +84,15 @@ def test_sample_ema_uses_the_polyak_average(checkpoint, tmp_path, capsys):
 
 
 def test_sample_labels_are_columns_mod_n_y_as_the_original():
-    hps = dataclasses.replace(TINY, ycond=True, n_y=2)
+    hps = dataclasses.replace(TINY_HPS, ycond=True, n_y=2)
     np.testing.assert_array_equal(samples.grid_labels(hps, 9), [0, 1, 0, 0, 1, 0, 0, 1, 0])
     np.testing.assert_array_equal(samples.grid_labels(hps, 4, y=1), [1, 1, 1, 1])
-    np.testing.assert_array_equal(samples.grid_labels(TINY, 4), [0, 0, 0, 0])
+    np.testing.assert_array_equal(samples.grid_labels(TINY_HPS, 4), [0, 0, 0, 0])
 
 
 def test_sample_class_conditional_label_changes_the_image(tmp_path):
     logdir = tmp_path / "ycond"
-    make_checkpoint(logdir, dataclasses.replace(TINY, ycond=True, n_y=3), seed=1)
+    make_checkpoint(logdir, dataclasses.replace(TINY_HPS, ycond=True, n_y=3), seed=1)
     grids = [np.asarray(opened(sample.main([str(logdir), "--output", str(tmp_path / f"y{y}"), "--n", "1",
                                              "--temperatures", "0", "--y", str(y)])[0])) for y in (0, 1)]
     assert not np.array_equal(grids[0], grids[1])
@@ -144,7 +111,7 @@ def test_mix_is_the_demos_linear_interpolation():
 
 def test_interpolation_end_points_reconstruct_the_inputs(checkpoint, photos):
     _, model = checkpoint
-    images = read_images(photos, TINY)
+    images = read_images(photos, TINY_HPS)
     frames = interpolate.interpolate(model, images, steps=5)
     assert frames.shape == (2, 5, 8, 8, 3) and frames.dtype == np.uint8
     assert_reconstructs(frames[0, 0], images[0])
@@ -161,7 +128,7 @@ def test_interpolate_cli_writes_strip_and_gif(checkpoint, photos, tmp_path):
     interpolate.main([logdir, *photos, "--output", str(strip), "--gif", str(gif), "--steps", "4"])
     pixels = np.asarray(opened(strip))
     assert pixels.shape == (2 * 8, 4 * 8, 3)  # one row per pair, one column per step
-    images = read_images(photos, TINY)
+    images = read_images(photos, TINY_HPS)
     assert_reconstructs(pixels[:8, :8], images[0])
     assert_reconstructs(pixels[:8, -8:], images[1])
     assert_reconstructs(pixels[8:, -8:], images[2])
@@ -171,14 +138,6 @@ def test_interpolate_cli_writes_strip_and_gif(checkpoint, photos, tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- manipulate
-def write_attr_records(path, images, attrs, labels=None):
-    """TFRecords in the original format (openai/glow data_loaders/get_data.py): shape, data, label and
-    CelebA's attr int64[40]."""
-    labels = [0] * len(images) if labels is None else labels
-    fx.write_records(str(path), [(image, label, *([attrs[i]] if attrs is not None else []))
-                                 for i, (image, label) in enumerate(zip(images, labels))])
-
-
 @pytest.fixture(scope="module")
 def celeba(tmp_path_factory):
     """A CelebA-like TFRecord set at 8x8: 12 real images with +-1 attributes, each attribute on both sides."""
@@ -201,7 +160,7 @@ class FlattenModel:
 def test_directions_are_mean_with_minus_mean_without(celeba):
     root, images, attrs = celeba
     files = find_files(str(root), "train", 8)
-    batches = manipulate.attr_batches(files, TINY.image_shape, batch=5)  # 5 + 5 + 2: crosses batches
+    batches = manipulate.attr_batches(files, TINY_HPS.image_shape, batch=5)  # 5 + 5 + 2: crosses batches
     which = [manipulate.CELEBA_ATTRIBUTES.index(n) for n in ("Smiling", "Young")]
     delta, n_pos, n_neg = manipulate.compute_directions(FlattenModel(), batches, 1, which)
     flat = images.reshape(12, -1).astype(np.float64)
@@ -232,7 +191,7 @@ def test_directions_read_the_attr_of_tfrecords_tools_celeba(checkpoint, tmp_path
                            "--resolution", "8", "--lods", "1", "--shards", "1", "--n-validation", "2",
                            "--workers", "0", "--quiet"])
     rows = np.concatenate([attr for split in ("train", "validation") for _, _, attr in manipulate.attr_batches(
-        find_files(str(tmp_path / "tfr"), split, 8), TINY.image_shape, batch=4)])
+        find_files(str(tmp_path / "tfr"), split, 8), TINY_HPS.image_shape, batch=4)])
     assert sorted(map(tuple, rows)) == sorted(attrs.values())  # every image's 40 values, in order
     out = tmp_path / "dirs.npz"
     manipulate.main(["directions", checkpoint[0], "--data", str(tmp_path / "tfr"), "--output", str(out)])
@@ -253,8 +212,8 @@ def directions(checkpoint, celeba, tmp_path_factory):
 
 def test_manipulation_with_alpha_zero_is_the_reconstruction(checkpoint, directions, photos):
     _, model = checkpoint
-    image = read_image(photos[2], TINY)
-    _, deltas = manipulate.load_directions(str(directions), TINY)
+    image = read_image(photos[2], TINY_HPS)
+    _, deltas = manipulate.load_directions(str(directions), TINY_HPS)
     strips = manipulate.manipulate(model, image, deltas, alphas=[-1.0, 0.0, 1.0])
     assert strips.shape == (2, 3, 8, 8, 3)
     assert_reconstructs(strips[0, 1], image)
@@ -266,7 +225,7 @@ def test_apply_cli_writes_one_strip_per_attribute(checkpoint, directions, photos
     written = manipulate.main(["apply", checkpoint[0], photos[0], "--directions", str(directions),
                                "--output", str(tmp_path), "--steps", "3"])
     assert [p.rsplit("_", 1)[-1] for p in written] == ["Smiling.png", "Eyeglasses.png"]
-    image = read_image(photos[0], TINY)
+    image = read_image(photos[0], TINY_HPS)
     for path in written:
         strip = np.asarray(opened(path))
         assert strip.shape == (8, 3 * 8, 3)
@@ -293,7 +252,7 @@ def test_records_without_attr_or_of_another_size_are_refused(checkpoint, tmp_pat
 
 
 def test_directions_of_another_configuration_are_refused(checkpoint, photos, tmp_path, capsys):
-    other = dataclasses.replace(TINY, width=16)
+    other = dataclasses.replace(TINY_HPS, width=16)
     path = tmp_path / "other.npz"
     manipulate.save_directions(str(path), ["Smiling"], np.ones((1, 192)), [1], [1], 1.0, other)
     code, err = run_tool(manipulate, ["apply", checkpoint[0], photos[0], "--directions", str(path),

@@ -14,14 +14,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import train  # noqa: E402
-from glow_tf.hparams import HParams  # noqa: E402
-from glow_tf.samples import TEMPERATURES  # noqa: E402
-from tests.data_fixtures import needs_fashion  # noqa: E402
-from tests.runs import TINY, read_jsonl, run_train, snapshot, step_of  # noqa: E402
+import train
+from glow_tf.hparams import HParams
+from glow_tf.samples import TEMPERATURES
+from tests.data_fixtures import needs_fashion
+from tests.runs import ROOT, TINY, read_jsonl, run_train, snapshot, step_of
 
 # ------------------------------------------------------------------------------------------- the CLI
 
