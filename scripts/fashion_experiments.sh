@@ -3,8 +3,8 @@
 #   * main (about an hour): fashion_glow, then glow_tf.tools.evaluate on all 10,000 test images;
 #   * ablation (about 75 minutes, two runs at a time): the six-way ablation (reverse / shuffle / 1x1 conv x
 #     additive / affine) with seeds 0, 1 and 2 at equal images processed, each then evaluated by
-#     glow_tf.tools.evaluate on the 10,000 test images, and a plot of test bits/dim against images (mean
-#     and band over the seeds); SEEDS and JOBS change the seeds and the number of runs at a time;
+#     glow_tf.tools.evaluate on the 10,000 test images; then a plot of test bits/dim against images (mean
+#     and band over the seeds) and scripts/ablation_table.py's table; SEEDS and JOBS change the seeds and the number of runs at a time;
 #   * bf16 (about 30 minutes): make train's run (--preset fashion_small) with --nn_dtype float32 and
 #     bfloat16 side by side, seeds 0, 1 and 2, each evaluated on the 10,000 test images with its raw and
 #     its Polyak-averaged weights and in the other precision; then scripts/bf16_table.py prints the table.
@@ -44,8 +44,10 @@ ablation_runs() {  # the six cells x SEEDS (default 0 1 2), JOBS (default 2) run
     done
   done
   wait
-  "$PY" scripts/plot_logs.py --seeds "$OUT"/fashion_ablation_*_s* --output "$OUT/fashion_ablation.png" \
-    --title "Fashion-MNIST 28x28, depth 8 x 2 levels, width 64: test bits/dim (mean and range over seeds)"
+  "$PY" scripts/plot_logs.py --seeds "$OUT"/fashion_ablation_*_s*/ --panels additive affine \
+    --output "$OUT/fashion_ablation.png" \
+    --title "Fashion-MNIST 28x28, 2 levels x 8 steps, width 64: test bits/dim on 2,000 test images"
+  "$PY" scripts/ablation_table.py "$OUT"/fashion_ablation_*_s*/
 }
 
 bf16_run() {  # one seed, one precision, on CPU core $3
