@@ -53,10 +53,9 @@ $(CHROMEDRIVER):
 	$(SUDO) apt-get update -q
 	$(SUDO) apt-get install -y -q chromium chromium-driver
 
-# One thread per op and the batch as concurrent sub-batches (glow_tf.model.concurrent_batch_parts): on a
-# CPU with few cores this small model trains much faster than with TF's default threads (README, "Threads").
+# train.py picks the faster CPU layout itself (one thread per op, the batch as concurrent sub-batches).
 train: install
-	TF_NUM_INTRAOP_THREADS=1 $(PY) train.py --problem fashion_mnist --preset fashion_small --logdir logs/fashion_small
+	$(PY) train.py --problem fashion_mnist --preset fashion_small --logdir logs/fashion_small
 
 test: install
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
