@@ -24,9 +24,9 @@ import sys
 import time
 
 from interleave import ROOT, interleave, serve
+from step_setup import INTRAOP
 from train_step import CONFIGS
 
-LAYOUTS = {"default": "0", "parallel": "1"}  # TF_NUM_INTRAOP_THREADS
 CORES = {1: "0", 2: "0,1"}  # taskset's CPU list
 
 
@@ -72,14 +72,14 @@ def main() -> int:
         steps = max(1, args.steps // 5) if name == "paper" else args.steps
         specs = []
         for cores, cpus in CORES.items():
-            for layout, intra in LAYOUTS.items():
+            for layout, intra in INTRAOP.items():
                 cmd = ["taskset", "-c", cpus, sys.executable, os.path.abspath(__file__), "--worker",
                        "--config", name, "--batch", str(batch), "--warmup", str(args.warmup)]
                 env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, TF_NUM_INTRAOP_THREADS=intra)
                 env.pop("TF_NUM_INTEROP_THREADS", None)
                 specs.append((f"{name} {cores} core{'s' if cores > 1 else ''} {layout}", cmd, env))
         print(f"{name}: batch {batch}, {args.reps} repetitions of {steps} steps", flush=True)
-        workers = dict(zip([(cores, layout) for cores in CORES for layout in LAYOUTS],
+        workers = dict(zip([(cores, layout) for cores in CORES for layout in INTRAOP],
                            interleave(specs, args.reps, steps)))
         for cores in CORES:
             default, parallel = workers[cores, "default"], workers[cores, "parallel"]

@@ -34,6 +34,7 @@ import sys
 import time
 
 from interleave import ROOT, interleave, serve
+from step_setup import INTRAOP
 
 PORT = "rosinality/glow-pytorch"
 # glow-tf contenders: (nn_dtype, threads). "parallel": TF_NUM_INTRAOP_THREADS=1, so that every op runs on
@@ -200,7 +201,7 @@ def main() -> int:
     specs = []
     for contender in args.tf or sorted(TF_CONTENDERS):
         dtype, pools = TF_CONTENDERS[contender]
-        worker_env = dict(env, TF_NUM_INTRAOP_THREADS="1") if pools == "parallel" else env
+        worker_env = dict(env, TF_NUM_INTRAOP_THREADS=INTRAOP[pools])
         specs.append((f"glow-tf {dtype}" + (", parallel threads" if pools == "parallel" else ""),
                       [sys.executable, me, "--worker", "tf", "--nn_dtype", dtype] + common, worker_env))
     if args.baseline:
@@ -209,7 +210,8 @@ def main() -> int:
             parser.error(f"--baseline {args.baseline}: not a glow-tf checkout (no train.py)")
         for dtype in sorted({TF_CONTENDERS[c][0] for c in args.tf or TF_CONTENDERS}):
             specs.append((f"baseline {dtype}", [sys.executable, me, "--worker", "tf", "--nn_dtype", dtype] + common,
-                          dict(env, GLOW_TF_ROOT=baseline, PYTHONPATH=baseline)))
+                          dict(env, GLOW_TF_ROOT=baseline, PYTHONPATH=baseline,
+                               TF_NUM_INTRAOP_THREADS=INTRAOP["default"])))
     port_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     specs.append((f"{PORT} float32", [torch_python, me, "--worker", "torch"] + common, port_env))
     if args.port_autocast:
