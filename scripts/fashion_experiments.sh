@@ -6,8 +6,9 @@
 #     glow_tf.tools.evaluate on the 10,000 test images; then a plot of test bits/dim against images (mean
 #     and band over the seeds) and scripts/ablation_table.py's table; SEEDS and JOBS change the seeds and
 #     the number of runs at a time;
-#   * deeper (not run yet; each run costs about twice an 8-step one): reverse against shuffle with additive coupling at DEPTH (default 16) steps
-#     per level instead of 8, seeds SEEDS, evaluated the same way; then the table beside the 8-step runs;
+#   * deeper (not run yet; each run costs about twice an 8-step one): reverse against shuffle with additive
+#     coupling at DEPTH (default 16) steps per level instead of 8, seeds SEEDS, evaluated the same way;
+#     then the table beside the 8-step runs;
 #   * bf16 (about 30 minutes): make train's run (--preset fashion_small) with --nn_dtype float32 and
 #     bfloat16 side by side, seeds 0, 1 and 2, each evaluated on the 10,000 test images with its raw and
 #     its Polyak-averaged weights and in the other precision; then scripts/bf16_table.py prints the table.
