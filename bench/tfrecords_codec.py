@@ -1,4 +1,4 @@
-"""The TFRecord codec before and after protobuf and google-crc32c: encode, decode, CRC, verify, a converter.
+"""The TFRecord codec before and after protobuf and google-crc32c: encode, decode, CRC, verify, two converters.
 
 "Before" is another version of the tfrecords_tools package (the hand-written varint codec and table-driven
 CRC-32C, with TensorFlow's reader in verify and TensorFlow's writer in the converters), given with
@@ -194,8 +194,8 @@ def main(argv=None) -> None:
     print(f"verify: {N_VERIFY} records of 256x256x3 in {VERIFY_SHARDS} shards ({verify_mb:.1f} MB), and a set of "
           f"one record; converters (--workers 0): {N_CONVERT} JPEG photos (images) or PGGAN-style 256x256 "
           f"records (celeba) to 256, 128 and 64 px")
-    print(f"| {'row':<32} | {'before (median)':>15} | {'after (median)':>14} | {'speed-up, per repetition':<26} |")
-    print(f"|{'-' * 34}|{'-' * 16}:|{'-' * 15}:|{'-' * 28}|")
+    print(f"| {'row':<32} | {'before (median)':>15} | {'after (median)':>14} | {'speed-up, per repetition':<30} |")
+    print(f"|{'-' * 34}|{'-' * 16}:|{'-' * 15}:|{'-' * 32}|")
     for name in results["before"][0]:
         before = [r[name] for r in results["before"]]
         after = [r[name] for r in results["after"]]
@@ -203,7 +203,7 @@ def main(argv=None) -> None:
         ups = [b / a if lower_is_better else a / b for a, b in zip(after, before)]
         ups_text = ", ".join(f"{u:.0f}" if u >= 100 else f"{u:.1f}" for u in ups)
         print(f"| {name:<32} | {statistics.median(before):>15.1f} | {statistics.median(after):>14.1f} | "
-              f"{ups_text:<26} |")
+              f"{ups_text:<30} |")
 
 if __name__ == "__main__":
     main()
