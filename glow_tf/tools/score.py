@@ -267,7 +267,7 @@ def write_histogram(path: str, sets: Dict[str, Dict[str, np.ndarray]], complexit
         for name, cols in sets.items():
             ax.hist(cols[key], bins=edges, density=True, histtype="stepfilled" if name == reference else "step",
                     alpha=0.4 if name == reference else 1.0, linewidth=1.5,
-                    label=f"{name} (reference)" if name == reference else name)
+                    label=_short(name) + (" (reference)" if name == reference else ""))
         ax.set_xlabel(labels[key])
         ax.set_ylabel("density")
     axes[0][0].legend(fontsize=8)
@@ -276,6 +276,11 @@ def write_histogram(path: str, sets: Dict[str, Dict[str, np.ndarray]], complexit
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return path
+
+
+def _short(name: str) -> str:
+    """A set's name for a legend: a folder or file by its base name."""
+    return os.path.basename(os.path.normpath(name)) if os.path.exists(name) else name
 
 
 # ----------------------------------------------------------------------------------------------------- CLI
