@@ -5,6 +5,8 @@ import dataclasses
 import io
 import itertools
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from data_loaders import get_data
 from glow_common.errors import run_cli
 from glow_tf.tools import evaluate, score
 from tests import data_fixtures as fx
+from tests.runs import ROOT
 from tests.tool_fixtures import TINY_HPS, make_checkpoint
 
 # 8x8 RGB models: Fashion-MNIST's test split (per-GPU batch 4 at anchor 8, so a validation batch of 2), and
@@ -161,3 +164,24 @@ def test_help_describes_the_tool(capsys):
     out = capsys.readouterr().out
     assert exit_info.value.code == 0 and out.startswith(f"usage: {score.PROG}")
     assert "--complexity" in out and "--reference" in out and "AUROC" in out
+
+
+HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+
+
+@pytest.mark.skipif(not os.path.exists(HOROVODRUN), reason="needs horovodrun")
+def test_two_horovod_ranks_give_every_row_once_in_order(folder_model, sets, tmp_path):
+    single, double = tmp_path / "single.npz", tmp_path / "double.npz"
+    args = ["-m", "glow_tf.tools.score", folder_model, "--reference", sets["tfr"], "--data", sets["pictures"],
+            "--complexity", "png", "--draws", "2", "--batch", "2"]
+    assert run_cli(score.PROG, score.main, args[2:] + ["--output", str(single)]) == 0
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    done = subprocess.run([HOROVODRUN, "-np", "2", "-H", "localhost:2", sys.executable, *args,
+                           "--output", str(double)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with np.load(single) as one, np.load(double) as two:
+        for key in ("set", "index", "label", "png_bits"):
+            np.testing.assert_array_equal(one[key], two[key])  # each image once, in the set's order
+        # Other ranks draw other noise: the same images, up to the dequantisation noise.
+        assert np.corrcoef(one["bits_x"], two["bits_x"])[0, 1] > 0.99

@@ -97,10 +97,18 @@ class Source:
 
 def _rank_batches(dataset, rank: int, size: int, batch: int, max_images: Optional[int]):
     """An unbatched tf.data stream of (x, y): the first max_images, every size-th from `rank`, batched."""
+    import tensorflow as tf
+
     if max_images is not None:
         dataset = dataset.take(max_images)
     if size > 1:
-        dataset = dataset.enumerate().filter(lambda i, xy: i % size == rank).map(lambda i, xy: xy)
+        def mine(i, xy):
+            return tf.equal(i % size, rank)
+
+        def image(i, xy):
+            return xy
+
+        dataset = dataset.enumerate().filter(mine).map(image)
     return dataset.batch(batch)
 
 
