@@ -143,10 +143,11 @@ def test_npz_rows_and_max_images(folder_model, sets, tmp_path):
     (["--data", "TFR", "--draws", "0"], "--draws 0 must be at least 1"),
     (["--data", "TFR", "--reference", "TFR"], "is given twice"),
     (["--data", "EMPTY"], "no validation/ shards, no *.tfrecords and no pictures"),
+    (["--data", "mnist:EMPTY"], "no mnist data found"),
 ])
 def test_bad_inputs_give_one_line(folder_model, sets, tmp_path, capsys, extra, fragment):
     (tmp_path / "empty").mkdir()
-    argv = [folder_model] + [{"TFR": sets["tfr"], "EMPTY": str(tmp_path / "empty")}.get(a, a) for a in extra]
+    argv = [folder_model] + [a.replace("TFR", sets["tfr"]).replace("EMPTY", str(tmp_path / "empty")) for a in extra]
     assert run_cli(score.PROG, score.main, argv) == 2
     assert fragment in one_line_error(capsys)
 

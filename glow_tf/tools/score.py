@@ -113,12 +113,16 @@ def _rank_batches(dataset, rank: int, size: int, batch: int, max_images: Optiona
 
 
 def _problem_source(name: str, data_dir: str, hps, rank, size, batch, max_images) -> Source:
-    from data_loaders import get_data
+    from data_loaders import DataError, get_data
 
     # The model's own shape and classes, whatever the other problem's defaults.
     other = dataclasses.replace(hps, problem=name, data_dir=data_dir, category="", n_test=None,
                                 image_size=hps.image_shape[0], n_y=hps.n_classes)
-    splits = get_data(other)  # one rank's reading of the whole test split; each rank keeps its part below
+    try:
+        splits = get_data(other)  # one rank's reading of the whole test split; each rank keeps its part below
+    except DataError as err:
+        raise DataError(f"--data {name}{':' + data_dir if data_dir else ''}: {err} (give the folder or file "
+                        f"as --data {name}:DATA_DIR)") from None
     stream = splits.test.take(splits.test_its).unbatch()
     n = splits.n_test if max_images is None else min(splits.n_test, max_images)
     return Source(name if not data_dir else f"{name}:{data_dir}",
