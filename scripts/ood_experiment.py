@@ -104,7 +104,48 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "score.txt"), "w") as f:
         f.write(done.stdout)
     print(done.stdout, end="")
-    return done.returncode
+    if done.returncode:
+        return done.returncode
+    table = markdown_table(os.path.join(args.out, "rows.npz"), "fashion_mnist")
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write(table)
+    print(table, end="")
+    return 0
+
+
+def bootstrap_sd(inside, outside, auroc, n: int = 200, seed: int = 0) -> float:
+    """Standard deviation of the AUROC over `n` resamplings (with replacement) of both sets."""
+    rng = np.random.default_rng(seed)
+    values = [auroc(rng.choice(inside, len(inside)), rng.choice(outside, len(outside))) for _ in range(n)]
+    return float(np.std(values, ddof=1))
+
+
+def markdown_table(rows_path: str, reference: str) -> str:
+    """Per set: images, mean bits/dim and PNG bits/dim, and the AUROC against `reference` of bits/dim and of
+    the complexity score, each with its bootstrap standard deviation."""
+    sys.path.insert(0, ROOT)
+    from glow_tf.tools.score import auroc
+
+    with np.load(rows_path) as f:
+        columns = {key: f[key] for key in f.files}
+    names = list(dict.fromkeys(columns["set"].tolist()))
+    ref = columns["set"] == reference
+    lines = ["| set | images | bits/dim (mean ± se) | PNG bits/dim | AUROC, bits/dim | AUROC, bits/dim - PNG |",
+             "|---|---|---|---|---|---|"]
+    for name in names:
+        mine = columns["set"] == name
+        bits = columns["bits_x"][mine]
+        cells = [os.path.basename(name), str(int(mine.sum())),
+                 f"{bits.mean():.4f} ± {bits.std(ddof=1) / np.sqrt(len(bits)):.4f}",
+                 f"{columns['png_bits'][mine].mean():.4f}"]
+        for key in ("bits_x", "score"):
+            if name == reference:
+                cells.append("(reference)")
+                continue
+            inside, outside = columns[key][ref], columns[key][mine]
+            cells.append(f"{auroc(inside, outside):.4f} ± {bootstrap_sd(inside, outside, auroc):.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
