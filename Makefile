@@ -20,8 +20,10 @@ TF_VERSION := 2.21.0
 TF_VARIANT ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
 ifeq ($(TF_VARIANT),cuda)
 TF_PKG := tensorflow[and-cuda]==$(TF_VERSION)
+OTHER_TF := tensorflow-cpu
 else
 TF_PKG := tensorflow-cpu==$(TF_VERSION)
+OTHER_TF := tensorflow
 endif
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 CHROMEDRIVER := /usr/bin/chromedriver
@@ -44,6 +46,9 @@ install: $(STAMP) $(FASHION_MNIST) $(CHROMEDRIVER)
 
 $(STAMP): requirements.txt pyproject.toml scripts/install_horovod.sh scripts/install_lib.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# One TensorFlow per venv: tensorflow-cpu and tensorflow[and-cuda] installed together break each other.
+	@if $(PY) -m pip show -q $(OTHER_TF) >/dev/null 2>&1; then \
+	  echo "make install: $(VENV) holds $(OTHER_TF), not TF_VARIANT=$(TF_VARIANT)'s TensorFlow: choose another VENV (e.g. VENV=.venv-$(TF_VARIANT)) or make clean-venv" >&2; exit 2; fi
 	$(PY) -m pip install -q $(PIP_FROM) --upgrade pip
 	$(PY) -m pip install -q $(PIP_FROM) "$(TF_PKG)" -r requirements.txt
 	@# Only foolbox's bundled sample images are used (real CIFAR-10 / ImageNet pictures for tests).
