@@ -20,6 +20,7 @@ TF_PKG := tensorflow-cpu==$(TF_VERSION)
 endif
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 CHROMEDRIVER := /usr/bin/chromedriver
+SSHD := /usr/sbin/sshd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.glow-tf-installed-$(TF_VARIANT)
 PYTEST_ARGS ?=
@@ -30,7 +31,7 @@ export PYTHONHASHSEED ?= 0
 
 .PHONY: install train test bench demo gpu-check clean-venv
 
-install: $(STAMP) $(FASHION_MNIST) $(CHROMEDRIVER)
+install: $(STAMP) $(FASHION_MNIST) $(CHROMEDRIVER) $(SSHD)
 
 $(STAMP): requirements.txt pyproject.toml scripts/install_horovod.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +53,11 @@ $(FASHION_MNIST):
 $(CHROMEDRIVER):
 	$(SUDO) apt-get update -q
 	$(SUDO) apt-get install -y -q chromium chromium-driver
+
+# An sshd for the multi-host tests' namespace hosts (scripts/local_cluster.sh); nothing starts it as a service.
+$(SSHD):
+	$(SUDO) apt-get update -q
+	$(SUDO) apt-get install -y -q -o DPkg::Lock::Timeout=300 openssh-server
 
 # One thread per op and the batch as concurrent sub-batches (glow_tf.model.concurrent_batch_parts): on a
 # CPU with few cores this small model trains much faster than with TF's default threads (README, "Threads").

@@ -149,11 +149,11 @@ def is_lost_rank_error(error) -> bool:
     return bool(_LOST.search(f"{type(error).__name__}: {error}"))
 
 
-def reachable(address: str, timeout: float = 3.0) -> bool:
+def reachable(address: str, timeout: float = 3.0, port: int = 9) -> bool:
     """Whether the host at `address` answers at all: any answer to a TCP connection (accepted or
     refused) proves it is there; silence or 'no route' means it is cut off."""
     try:
-        with socket.create_connection((address, 9), timeout=timeout):
+        with socket.create_connection((address, port), timeout=timeout):
             return True
     except ConnectionRefusedError:
         return True
