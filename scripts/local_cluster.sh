@@ -26,7 +26,7 @@ up)
     subnet=${CLUSTER_SUBNET:-10.213.17}
     [ "$(id -u)" = 0 ] || { echo "$0: needs root (network namespaces)" >&2; exit 1; }
     sshd=$(command -v sshd || echo /usr/sbin/sshd)
-    [ -x "$sshd" ] || { echo "$0: no sshd; install openssh-server (make install-sshd)" >&2; exit 1; }
+    [ -x "$sshd" ] || { echo "$0: no sshd; install openssh-server (make install)" >&2; exit 1; }
     mkdir -p "$dir" /run/sshd  # sshd's privilege separation directory
     dir=$(cd "$dir" && pwd)
     [ ! -e "$dir/prefix" ] || { echo "$0: $dir already holds a cluster; run down first" >&2; exit 1; }

@@ -23,7 +23,7 @@ def why_no_cluster():
         if not shutil.which(tool):
             return f"multi-host tests need {tool}"
     if not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")):
-        return "multi-host tests need sshd (apt-get install openssh-server, or make install-sshd)"
+        return "multi-host tests need sshd (apt-get install openssh-server, or make install)"
     probe = subprocess.run(["unshare", "--net", "--uts", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
         return f"cannot make network namespaces here: {probe.stderr.strip() or probe.returncode}"
