@@ -8,8 +8,8 @@ Every flag of the original keeps its name, default and meaning (glow_tf.hparams.
 starts from a preset and explicit flags override it. The steps: parse the flags, prepare (every check of
 flags, logdir, checkpoints and data, before anything is written), fit (glow_tf.training.loop), report.
 
-On CPUs, TF_NUM_INTRAOP_THREADS=1 runs every op on one thread and each batch as concurrent sub-batches,
-one per core: the same values, in less time on machines with few cores (README, "Threads").
+On CPUs every op runs on one thread and each batch as concurrent sub-batches, one per core: the same
+values, in less time (README, "Threads"). TF_NUM_INTRAOP_THREADS=0 gives TensorFlow's default pools.
 
 Exit status: 0 done; 2 bad input (one line says what and why); 3 the loss or the weights became
 non-finite (nothing non-finite was saved); 74 a file could not be written (a full disk); 75 stopped by
@@ -67,7 +67,9 @@ def train(argv=None) -> int:
     from glow_tf.training.preemption import EXIT_PREEMPTED
 
     dist = init_distributed()
-    configure_devices(dist)
+    layout = configure_devices(dist)
+    if layout and dist.rank == 0:
+        print(layout, flush=True)
     # The original's per-rank seed for TF and NumPy (and here Python and Keras too).
     tf.keras.utils.set_random_seed(rank_seed(hps.seed, dist.rank, dist.size))
     plan = loop.prepare(hps, dist)

@@ -131,11 +131,11 @@ def main() -> int:
     parser.add_argument("--logdir", default=None, help="keep the trace here (default: a temporary folder)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.threads == "parallel":
-        os.environ["TF_NUM_INTRAOP_THREADS"] = "1"  # before TensorFlow starts its thread pools
     sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from step_setup import INTRAOP, TrainStep, reference_hps
+
+    os.environ["TF_NUM_INTRAOP_THREADS"] = INTRAOP[args.threads]  # before TensorFlow starts its pools
     import tensorflow as tf
-    from step_setup import TrainStep, reference_hps
 
     step = TrainStep(reference_hps(nn_dtype=args.nn_dtype))
     step.run(args.warmup)

@@ -19,6 +19,10 @@ ROOT = os.environ.get("GLOW_TF_ROOT") or os.path.dirname(os.path.dirname(os.path
 if ROOT not in sys.path:  # before any glow_tf import: this checkout's, not another install's
     sys.path.insert(0, ROOT)
 REFERENCE = dict(image_size=32, n_levels=3, depth=8, width=128, n_batch_train=16)
+# The benchmarks' two CPU thread layouts, as TF_NUM_INTRAOP_THREADS: TensorFlow's own pools (each op over
+# one thread per core), and single-threaded ops with the batch as concurrent sub-batches (train.py's CPU
+# default, glow_tf.training.distributed.cpu_thread_layout). Set before TensorFlow starts.
+INTRAOP = {"default": "0", "parallel": "1"}
 
 
 def reference_hps(**overrides):

@@ -16,8 +16,8 @@ off and on, in one process and under `horovodrun -np 2`:
   conv), in one process unless --np says otherwise.
 
 Each configuration runs in its own process (with TF_CPU_ALLOCATOR_USE_BFC=true, so that TensorFlow
-reports its tensors' memory on the CPU as it does on GPUs). `--threads parallel` runs it with
-TF_NUM_INTRAOP_THREADS=1: single-threaded ops, the batch encoded as one sub-batch per inter-op thread
+reports its tensors' memory on the CPU as it does on GPUs). `--threads parallel` (train.py's CPU default) runs it
+with TF_NUM_INTRAOP_THREADS=1: single-threaded ops, the batch encoded as one sub-batch per inter-op thread
 (glow_tf.model.concurrent_batch_parts). Columns:
   parts             the sub-batches each rank's encoder runs side by side;
   img/s, s/step     timed steps after the warmup; img/s counts all ranks' images;
@@ -41,6 +41,8 @@ import resource
 import subprocess
 import sys
 import time
+
+from step_setup import INTRAOP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Each configuration: HParams fields over the reference configuration (step_setup.reference_hps), and
@@ -98,8 +100,7 @@ def measure(name, cfg, gc, np_, args):
     # The BFC allocator on the CPU, so that TF can report its tensors' peak (as it does on GPUs).
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CPU_ALLOCATOR_USE_BFC="true")
     env.pop("HOROVOD_RANK", None)
-    if args.threads == "parallel":
-        env["TF_NUM_INTRAOP_THREADS"] = "1"
+    env["TF_NUM_INTRAOP_THREADS"] = INTRAOP[args.threads]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import math
 import os
 import shutil
@@ -34,7 +33,9 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from interleave import ROOT, interleave, serve
+from step_setup import INTRAOP
+
 PORT = "rosinality/glow-pytorch"
 # glow-tf contenders: (nn_dtype, threads). "parallel": TF_NUM_INTRAOP_THREADS=1, so that every op runs on
 # one thread and the encoder runs the batch as one sub-batch per inter-op thread, side by side
@@ -61,18 +62,6 @@ Structural differences ({PORT}'s model.py and train.py, against glow-tf, which f
 
 
 # ------------------------------------------------------------------------------------------------ workers
-def _serve(run_steps, images_per_step: int) -> None:
-    """Worker loop: READY, then for each line N on stdin run N steps and answer with their timings."""
-    print("READY " + json.dumps({"images_per_step": images_per_step}), flush=True)
-    for line in sys.stdin:
-        n = int(line)
-        wall, cpu = time.perf_counter(), time.process_time()
-        run_steps(n)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print("RESULT " + json.dumps({"img_s": n * images_per_step / wall, "cpu_s": cpu, "wall_s": wall}),
-              flush=True)
-
-
 def tf_worker(args) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -84,7 +73,7 @@ def tf_worker(args) -> None:
                         flow_permutation=INVCONV_LU if args.lu else INVCONV, nn_dtype=args.nn_dtype)
     step = TrainStep(hps)
     step.run(args.warmup)
-    _serve(step.run, step.images_per_step)
+    serve(step.run, step.images_per_step)
 
 
 def load_port(port_dir: str):
@@ -135,41 +124,10 @@ def torch_worker(args) -> None:
             loss.item()
 
     run_steps(args.warmup)
-    _serve(run_steps, args.batch)
+    serve(run_steps, args.batch)
 
 
 # ------------------------------------------------------------------------------------------- orchestrator
-class Worker:
-    def __init__(self, name: str, cmd: list, env=None):
-        self.name = name
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env, cwd=ROOT)
-        self.img_s: list = []
-        self.rss_kib = None
-
-    def _read(self, tag: str) -> dict:
-        for line in self.proc.stdout:
-            if line.startswith(tag + " "):
-                return json.loads(line[len(tag) + 1:])
-        err = self.proc.stderr.read().strip().splitlines()
-        raise RuntimeError(f"{self.name}: worker exited ({err[-1] if err else 'no message'})")
-
-    def ready(self) -> None:
-        self._read("READY")
-
-    def run(self, steps: int) -> float:
-        self.proc.stdin.write(f"{steps}\n")
-        self.proc.stdin.flush()
-        self.img_s.append(self._read("RESULT")["img_s"])
-        return self.img_s[-1]
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.stderr.close()
-        _, _, usage = os.wait4(self.proc.pid, 0)
-        self.rss_kib = usage.ru_maxrss
-
-
 def missing(args) -> str | None:
     """Why the port cannot run here, or None."""
     if not args.port_dir:
@@ -243,7 +201,7 @@ def main() -> int:
     specs = []
     for contender in args.tf or sorted(TF_CONTENDERS):
         dtype, pools = TF_CONTENDERS[contender]
-        worker_env = dict(env, TF_NUM_INTRAOP_THREADS="1") if pools == "parallel" else env
+        worker_env = dict(env, TF_NUM_INTRAOP_THREADS=INTRAOP[pools])
         specs.append((f"glow-tf {dtype}" + (", parallel threads" if pools == "parallel" else ""),
                       [sys.executable, me, "--worker", "tf", "--nn_dtype", dtype] + common, worker_env))
     if args.baseline:
@@ -252,7 +210,8 @@ def main() -> int:
             parser.error(f"--baseline {args.baseline}: not a glow-tf checkout (no train.py)")
         for dtype in sorted({TF_CONTENDERS[c][0] for c in args.tf or TF_CONTENDERS}):
             specs.append((f"baseline {dtype}", [sys.executable, me, "--worker", "tf", "--nn_dtype", dtype] + common,
-                          dict(env, GLOW_TF_ROOT=baseline, PYTHONPATH=baseline)))
+                          dict(env, GLOW_TF_ROOT=baseline, PYTHONPATH=baseline,
+                               TF_NUM_INTRAOP_THREADS=INTRAOP["default"])))
     port_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     specs.append((f"{PORT} float32", [torch_python, me, "--worker", "torch"] + common, port_env))
     if args.port_autocast:
@@ -260,19 +219,8 @@ def main() -> int:
                       port_env))
 
     start, load_start = time.time(), os.getloadavg()[0]
-    workers = []
-    for name, cmd, worker_env in specs:  # one at a time, so that set-up does not compete
-        workers.append(Worker(name, cmd, worker_env))
-        workers[-1].ready()
+    workers = interleave(specs, args.reps, args.steps)
     port = next(w for w in workers if w.name == f"{PORT} float32")
-    for rep in range(args.reps):
-        shift = rep % len(workers)
-        for worker in workers[shift:] + workers[:shift]:
-            worker.run(args.steps)
-        print(f"repetition {rep + 1}: " + ", ".join(f"{w.name} {w.img_s[-1]:.1f}" for w in workers), flush=True)
-    for worker in workers:
-        worker.close()
-
     print()
     print(f"Training step, 32x32x3, 3 levels x {args.depth} steps, width {args.width}, batch {args.batch}, affine, "
           f"{'LU ' if args.lu else ''}1x1 conv; {args.reps} interleaved repetitions of {args.steps} steps; "

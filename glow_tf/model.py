@@ -22,6 +22,7 @@ import tensorflow as tf
 from glow_tf import ops
 from glow_tf.actnorm import ActNorm, ddi, ddi_active
 from glow_tf.base import FlowSequence, shared_weight_work
+from glow_tf.errors import ConfigError
 from glow_tf.hparams import HParams
 from glow_tf.multiscale import Split2d
 from glow_tf.priors import Classifier, TopPrior
@@ -56,10 +57,29 @@ def concurrent_batch_parts() -> int:
     return inter or len(os.sched_getaffinity(0))
 
 
+# cuDNN's bfloat16 convolutions need compute capability 8.0 (Ampere) or newer.
+BFLOAT16_MIN_CAPABILITY = (8, 0)
+
+
+def check_nn_dtype_on_gpus(nn_dtype: str) -> None:
+    """A ConfigError when a visible GPU cannot run the coupling networks in `nn_dtype` (bfloat16 before
+    Ampere), rather than a cuDNN failure inside the first step."""
+    if nn_dtype != "bfloat16":
+        return
+    for gpu in tf.config.get_visible_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        capability = tuple(details.get("compute_capability") or ())
+        if capability and capability < BFLOAT16_MIN_CAPABILITY:
+            name = details.get("device_name", gpu.name)
+            raise ConfigError(f"--nn_dtype bfloat16 needs a GPU of compute capability 8.0 (Ampere) or newer, and "
+                              f"{name} is {capability[0]}.{capability[1]}; use --nn_dtype float16 or float32")
+
+
 class Glow(keras.Model):
     """Glow for images of hps.image_shape. Layers and weights are created in the constructor."""
 
     def __init__(self, hps: HParams, **kwargs):
+        check_nn_dtype_on_gpus(hps.nn_dtype)
         super().__init__(**kwargs)
         self.hps = hps
         rng = np.random.default_rng(hps.seed)

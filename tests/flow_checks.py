@@ -51,3 +51,12 @@ def assert_logdet_matches_jacobian(layer, x, mode="eager", rtol=1e-7, atol=1e-8)
     expected = jacobian_logdet(lambda a: layer(a, logdet0)[0], x)
     np.testing.assert_allclose(logdet.numpy(), expected, rtol=rtol, atol=atol)
     return expected
+
+
+def assert_flow_contract(layer, x):
+    """The layer contract, eagerly and traced: reverse inverts call, and call's log-det is the float64
+    autodiff Jacobian's. Returns the Jacobian log-dets, for the caller's check that they are not trivial."""
+    for mode in MODES:
+        assert_round_trip(layer, x, mode)
+        expected = assert_logdet_matches_jacobian(layer, x, mode)
+    return expected

@@ -61,7 +61,8 @@ def test_train_py_stays_a_thin_command():
 
 @pytest.mark.parametrize("module", ["glow_common.errors", "glow_common.files", "glow_tf", "glow_tf.hparams",
                                     "glow_tf.flags", "data_loaders", "data_loaders.problems", "data_loaders.images",
-                                    "tfrecords_tools.format", "tfrecords_tools.verify", "tfrecords_tools.celeba"])
+                                    "tfrecords_tools.format", "tfrecords_tools.verify", "tfrecords_tools.celeba",
+                                    "tfrecords_tools.writer", "tfrecords_tools.images"])
 def test_what_describes_a_model_or_a_format_imports_no_tensorflow(module):
     """Reading flags, presets, the problem registry or the TFRecord format, or starting a converter (whose
     worker processes import it again), costs no TensorFlow import (and does not change TF's environment

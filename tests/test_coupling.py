@@ -17,18 +17,11 @@ def make(name, channels=4):
     return layer
 
 
-@pytest.mark.parametrize("mode", flow_checks.MODES)
 @pytest.mark.parametrize("name", sorted(COUPLINGS))
-def test_coupling_round_trip(name, mode):
-    flow_checks.assert_round_trip(make(name), flow_checks.random_input(), mode)
-
-
-@pytest.mark.parametrize("mode", flow_checks.MODES)
-@pytest.mark.parametrize("name", sorted(COUPLINGS))
-def test_coupling_logdet_matches_jacobian(name, mode):
-    expected = flow_checks.assert_logdet_matches_jacobian(make(name), flow_checks.random_input(), mode)
+def test_coupling_inverts_with_the_jacobians_logdet(name):
+    logdets = flow_checks.assert_flow_contract(make(name), flow_checks.random_input())
     if name == "affine":
-        assert len(set(np.round(expected, 8))) == 3, "examples should have distinct log-dets"
+        assert len(set(np.round(logdets, 8))) == 3, "examples should have distinct log-dets"
 
 
 @pytest.mark.parametrize("name", sorted(COUPLINGS))

@@ -21,18 +21,11 @@ def make(name):
     return layer
 
 
-@pytest.mark.parametrize("mode", flow_checks.MODES)
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_permutation_round_trip(name, mode):
-    flow_checks.assert_round_trip(make(name), flow_checks.random_input(), mode)
-
-
-@pytest.mark.parametrize("mode", flow_checks.MODES)
-@pytest.mark.parametrize("name", sorted(LAYERS))
-def test_permutation_logdet_matches_jacobian(name, mode):
-    expected = flow_checks.assert_logdet_matches_jacobian(make(name), flow_checks.random_input(), mode)
+def test_permutation_inverts_with_the_jacobians_logdet(name):
+    logdets = flow_checks.assert_flow_contract(make(name), flow_checks.random_input())
     if name.startswith("invconv"):
-        assert np.all(np.abs(expected) > 1e-3), "test is vacuous: |det W| is 1"
+        assert np.all(np.abs(logdets) > 1e-3), "test is vacuous: |det W| is 1"
 
 
 @pytest.mark.parametrize("name", ["invconv", "invconv_lu"])

@@ -103,3 +103,45 @@ def test_sub_batches_share_the_work_on_the_weights():
     assert counts[1]["Qr"] == counts[3]["Qr"] == hps.n_levels * hps.depth
     # The data's convolutions run once per sub-batch; the learned top prior's (of zeros) once in all.
     assert counts[3]["Conv2D"] == 3 * (counts[1]["Conv2D"] - 1) + 1
+
+
+LAYOUT_PROBE = """
+import os, sys, json
+import tensorflow as tf
+from glow_tf.training.distributed import SingleProcess, configure_devices
+from glow_tf.model import concurrent_batch_parts
+line = configure_devices(SingleProcess())
+print(json.dumps(dict(line=line, intra=tf.config.threading.get_intra_op_parallelism_threads(),
+                      parts=concurrent_batch_parts(), cores=len(os.sched_getaffinity(0)),
+                      gpu=bool(tf.config.list_physical_devices("GPU")))))
+"""
+
+
+@pytest.mark.parametrize("env", [None, "0", "2"])
+def test_cpus_default_to_single_threaded_ops_unless_told(env):
+    """train.py's CPU default (configure_devices): one thread per op and one sub-batch per core, unless
+    TF_NUM_INTRAOP_THREADS says otherwise. A fresh process: the pools are fixed once TF has started."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.runs import ROOT
+
+    environ = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    environ.pop("TF_NUM_INTRAOP_THREADS", None)
+    environ.pop("TF_NUM_INTEROP_THREADS", None)
+    if env is not None:
+        environ["TF_NUM_INTRAOP_THREADS"] = env
+    out = subprocess.run([sys.executable, "-c", LAYOUT_PROBE], capture_output=True, text=True, env=environ,
+                         cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    if got["gpu"]:
+        assert got["line"] is None and got["parts"] == 1
+    elif env is None:
+        assert got["intra"] == 1 and got["parts"] == got["cores"]
+        assert f"each batch as {got['cores']} concurrent sub-batches" in got["line"]
+        assert "TF_NUM_INTRAOP_THREADS=0" in got["line"]
+    else:
+        assert got["line"] is None and got["intra"] == 0 and got["parts"] == 1

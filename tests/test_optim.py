@@ -180,3 +180,48 @@ def test_bad_arguments_raise():
         GlowOptimizer(v, "adam", beta2=1.0)
     with pytest.raises(ValueError, match="gradients"):
         GlowOptimizer(v, "adam").apply_gradients([], v, 1e-3)
+
+
+def reference_polyak(initial, weights_per_step, decay):
+    """NumPy transcription of optim.polyak: tf.train.ExponentialMovingAverage(decay, zero_debias=True) over
+    variables, whose shadows start at the variables' value and then take `s <- s - (1 - decay) * (s - w)`
+    once per step, `w` being the weights that step's shadow update reads."""
+    shadows = [w.astype(np.float64) for w in initial]
+    for weights in weights_per_step:
+        shadows = [s - (1 - decay) * (s - w) for s, w in zip(shadows, weights)]
+    return shadows
+
+
+def test_training_step_averages_the_weights_after_its_update():
+    """The original grouped the update and ema.apply without ordering them (optim.py), so a TF1 step may
+    average the weights of before or after its update; ours averages after it (training/steps.py). The
+    real compiled step is checked against the transcription fed with the weights after each update, and
+    the same transcription fed with the weights before each update (the other order) must not fit."""
+    from glow_tf import Glow
+    from glow_tf.presets import tiny
+    from glow_tf.training.distributed import SingleProcess
+    from glow_tf.training.steps import make_steps
+
+    hps = tiny()
+    tf.keras.utils.set_random_seed(0)
+    model = Glow(hps)
+    trainable = list(model.trainable_variables)
+    decay = 0.5  # a short memory, so that one step's update weighs much in the shadows
+    optimizer, ema = GlowOptimizer(trainable, "adamax", beta2=0.9), PolyakAverage(trainable, decay)
+    initial = [np.array(v.numpy()) for v in trainable]  # the shadows' start: before data-dependent init
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(4, *hps.image_shape), dtype=np.uint8)
+    model.initialize(x)
+    train_step, _ = make_steps(model, optimizer, ema, SingleProcess(), hps)
+    before, after = [], []
+    for step in range(4):
+        before.append([np.array(v.numpy()) for v in trainable])
+        train_step(tf.constant(x), tf.zeros([4], tf.int32), tf.constant(1e-2), tf.constant([0, step], tf.int64),
+                   tf.zeros([2]))
+        after.append([np.array(v.numpy()) for v in trainable])
+    ours = [s.numpy() for s in ema.shadows]
+    for shadow, expected in zip(ours, reference_polyak(initial, after, decay)):
+        np.testing.assert_allclose(shadow, expected, rtol=1e-5, atol=1e-6)
+    other_order = reference_polyak(initial, before, decay)
+    worst = max(np.max(np.abs(s - e)) for s, e in zip(ours, other_order))
+    assert worst > 1e-3, f"the two orders differ by at most {worst:g}: the test could not tell them apart"

@@ -1,4 +1,4 @@
-"""Every command in the README parses as written: the module exists and takes those flags.
+"""Every command in the README (and docs/*.md) parses as written: the module exists and takes those flags.
 
 Each `python train.py ...` and `python -m <module> ...` line of the README's code blocks (with
 `horovodrun -np N` in front or not) is run up to its argument parsing, in this process: parse_args is
@@ -19,8 +19,12 @@ from tests.runs import ROOT
 
 
 def readme_commands():
-    with open(os.path.join(ROOT, "README.md")) as f:
-        text = f.read()
+    """The commands of README.md and of the pages in docs/ it links to."""
+    text = ""
+    for path in ["README.md"] + sorted(os.path.join("docs", n) for n in os.listdir(os.path.join(ROOT, "docs"))
+                                       if n.endswith(".md")):
+        with open(os.path.join(ROOT, path)) as f:
+            text += f.read() + "\n"
     lines = []
     for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
         lines += block.replace("\\\n", " ").splitlines()

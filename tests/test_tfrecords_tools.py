@@ -323,6 +323,134 @@ def test_framing_is_byte_for_byte_tensorflows_and_every_record_is_found(tmp_path
     assert [fmt.read_record(path, offset) for offset, _ in frames] == payloads
 
 
+# -----------------------------------------------------------------------------------------------------------
+# The codec's libraries (protobuf with example.proto, google-crc32c) against TensorFlow and a transcription.
+
+def _crc32c_bitwise(data):
+    """CRC-32C transcribed from its definition (Castagnoli polynomial 0x1EDC6F41, reflected 0x82F63B78,
+    init and final xor 0xFFFFFFFF), one bit at a time; no table, no library."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def test_crc_and_its_mask_are_crc32c_as_tfrecord_framing_stores_it():
+    rng = np.random.default_rng(0)
+    for size in (0, 1, 3, 8, 9, 63, 64, 65, 1000, 4099):
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        crc = _crc32c_bitwise(data)
+        assert fmt.crc32c(data) == crc, size
+        rotated = ((crc >> 15) | (crc << 17)) & 0xFFFFFFFF  # tensorflow/core/lib/hash/crc32c.h, Mask
+        assert fmt.masked_crc32c(data) == (rotated + 0xA282EAD8) & 0xFFFFFFFF, size
+    assert _crc32c_bitwise(b"123456789") == 0xE3069283  # the transcription gives the published check value
+
+
+def _tf_example(shape, data, label=None, attr=None):
+    def int64s(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    feature = {"shape": int64s(shape), "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))}
+    if label is not None:
+        feature["label"] = int64s([label])
+    if attr is not None:
+        feature["attr"] = int64s(attr)
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+@pytest.mark.parametrize("shape, label, attr", [
+    ((2, 3, 4), 7, None), ((1, 1, 3), 0, [-1] * 20 + [1] * 20), ((3, 2, 2), None, None),
+    ((256, 256, 3), 2 ** 40, [1] * 40), ((5, 1, 1), -3, []),
+])
+def test_encoded_bytes_are_tensorflows_for_the_same_features(shape, label, attr):
+    """The same bytes as TensorFlow's own serializer. Its default order of the feature map changes from one
+    process to the next (protobuf's map), so the byte comparison is with its deterministic order (sorted
+    keys), which ours always uses; the message is equal whatever the order."""
+    data = np.random.default_rng(1).integers(0, 256, int(np.prod(shape)), dtype=np.uint8).tobytes()
+    ours = fmt.encode_example(shape, data, label, attr)
+    theirs = _tf_example(shape, data, label, attr)
+    assert ours == theirs.SerializeToString(deterministic=True)
+    assert tf.train.Example.FromString(ours) == theirs
+    assert fmt.decode_example(theirs.SerializeToString()) == fmt.decode_example(ours)
+
+
+def test_our_messages_carry_tensorflows_field_numbers_types_and_packing():
+    """example.proto against TensorFlow's compiled tensorflow/core/example/{example,feature}.proto, field by
+    field (name, number, type, label, packing, oneof, message type), in another package."""
+    from tfrecords_tools import example_pb2
+
+    def fields(descriptor):
+        return [(f.name, f.number, f.type, f.is_repeated, f.is_packed,
+                 f.containing_oneof.name if f.containing_oneof else None,
+                 f.message_type.name if f.message_type else None) for f in descriptor.fields]
+
+    for name in ("Example", "Features", "Feature", "BytesList", "FloatList", "Int64List"):
+        ours, theirs = getattr(example_pb2, name).DESCRIPTOR, getattr(tf.train, name).DESCRIPTOR
+        assert fields(ours) == fields(theirs), name
+        assert (ours.full_name, theirs.full_name) == (f"glow_tfrecords.{name}", f"tensorflow.{name}")
+    entry = example_pb2.Features.DESCRIPTOR.fields_by_name["feature"].message_type
+    assert entry.GetOptions().map_entry and fields(entry) == fields(
+        tf.train.Features.DESCRIPTOR.fields_by_name["feature"].message_type)
+
+
+@pytest.mark.parametrize("first", ["tensorflow", "tfrecords_tools.format"])
+def test_tensorflow_and_our_messages_load_in_one_process_in_either_order(first):
+    """Both register their messages in protobuf's default descriptor pool; a package of our own keeps
+    TensorFlow's tensorflow.Example and ours apart, whichever is imported first."""
+    second = "tfrecords_tools.format" if first == "tensorflow" else "tensorflow"
+    probe = (f"import {first}, {second}; import tensorflow as tf; from tfrecords_tools import format as fmt; "
+             "from google.protobuf import descriptor_pool as p; "
+             "b = fmt.encode_example((1, 1, 1), b'x', 2); "
+             "print(tf.train.Example.FromString(b).features.feature['label'].int64_list.value[0], "
+             "p.Default().FindMessageTypeByName('glow_tfrecords.Example').full_name, "
+             "p.Default().FindMessageTypeByName('tensorflow.Example').full_name)")
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "glow_tfrecords.Example", "tensorflow.Example"]
+
+
+def test_converted_shards_are_what_tensorflows_writer_writes_and_parse_in_tf_data(tmp_path):
+    """A converter's files: byte for byte what tf.io.TFRecordWriter writes for the same records, and each
+    record parses with tf.data.TFRecordDataset (both checksums checked) and tf.io.parse_single_example."""
+    fx.class_folders(str(tmp_path / "in"), count=6)
+    images.main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--resolution", "8",
+                 "--shards", "2"] + QUIET)
+    spec = {"shape": tf.io.FixedLenFeature([3], tf.int64), "data": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([1], tf.int64)}
+    files = sorted((tmp_path / "out" / "train").glob("*.tfrecords"))
+    parsed = 0
+    for path in files:
+        records = [data for _, data in fmt.read_records(str(path))]
+        again = str(tmp_path / "again.tfrecords")
+        with tf.io.TFRecordWriter(again) as writer:
+            for record in records:
+                writer.write(record)
+        assert path.read_bytes() == open(again, "rb").read()
+        for record, ours in zip(tf.data.TFRecordDataset(str(path)), records):
+            example = tf.io.parse_single_example(record, spec)
+            assert list(example["shape"].numpy()) == [8, 8, 3]
+            assert example["data"].numpy() == fmt.decode_example(ours)["data"][0]
+            assert example["label"].numpy()[0] == fmt.decode_example(ours)["label"][0]
+            parsed += 1
+    assert parsed == 6 and len(files) == 2
+
+
+def test_a_conversion_and_its_verification_run_without_tensorflow(tmp_path):
+    """protobuf and google-crc32c write and check the records, so neither command loads TensorFlow."""
+    fx.class_folders(str(tmp_path / "in"), count=4)
+    probe = ("import sys; from tfrecords_tools import images, verify; "
+             f"images.main(['--input', {str(tmp_path / 'in')!r}, '--output', {str(tmp_path / 'out')!r}, "
+             "'--resolution', '8', '--workers', '0', '--quiet']); "
+             f"status = verify.main([{str(tmp_path / 'out')!r}]); print(status, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["0", "False"], result.stdout
+
+
 def _damage(path, how, frames):
     """Damage the third record of a file: cut inside its header or its data, or flip a length or data byte."""
     offset, length = frames[2]

@@ -48,7 +48,7 @@ def test_help_and_flag_errors_need_no_tensorflow(argv, code):
     assert result.returncode == code, result.stderr
     assert result.stdout.strip().endswith("no TF"), result.stdout[-300:]
     if code == 0:
-        assert "Exit status: 0 done" in result.stdout and "TF_NUM_INTRAOP_THREADS=1" in result.stdout
+        assert "Exit status: 0 done" in result.stdout and "TF_NUM_INTRAOP_THREADS=0" in result.stdout
 
 
 def test_preset_then_explicit_flags_override():

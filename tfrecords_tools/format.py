@@ -12,12 +12,16 @@ generate.py, dump_celebahq): one `tf.train.Example` per image with
 Files: `<split>/<split>-rXX-s-SSSS-of-NNNN.tfrecords`, XX = log2 of the resolution (int(log2(96)) = 6
 for LSUN's RealNVP images, as lsun.py wrote), SSSS the shard, NNNN the shard count.
 
+Records are encoded and decoded by protobuf with the messages of example.proto beside this file
+(compiled once into example_pb2.py): TensorFlow's field numbers under a package of our own, so the bytes
+are TensorFlow's and reading them needs no TensorFlow.
+
 Each file is TFRecord framing: per record a uint64 length, the masked CRC-32C of those 8 bytes, the
-data, and the masked CRC-32C of the data. TensorFlow checks both checksums when it reads, but takes a
-file that ends inside a record header for a clean end of file, so `walk_records` checks the framing
-here. Our converters also write a manifest per shard set (`<split>-rXX.manifest.json`: records and
-bytes per file), which makes a truncated file visible from its size alone; sets without one (the
-original's published TFRecords) are read as they are.
+data, and the masked CRC-32C of the data (google-crc32c computes the CRC). TensorFlow checks both
+checksums when it reads, but takes a file that ends inside a record header for a clean end of file, so
+`walk_records` checks the framing here. Our converters also write a manifest per shard set
+(`<split>-rXX.manifest.json`: records and bytes per file), which makes a truncated file visible from its
+size alone; sets without one (the original's published TFRecords) are read as they are.
 """
 
 from __future__ import annotations
@@ -29,7 +33,11 @@ import re
 import struct
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
+import google_crc32c
+from google.protobuf.message import DecodeError
+
 from glow_common.files import write_bytes
+from tfrecords_tools import example_pb2
 from tfrecords_tools.errors import DamagedFile, FormatError
 
 SPLITS = ("train", "validation")
@@ -103,31 +111,17 @@ def log2_floor(resolution: int) -> int:
 
 
 # -----------------------------------------------------------------------------------------------------------
-# Record framing.
+# Record framing (TensorFlow's tensorflow/core/lib/io/record_writer.cc), with google-crc32c's CRC-32C.
 
 HEADER_BYTES = 12  # uint64 length + masked CRC-32C of it
 FOOTER_BYTES = 4   # masked CRC-32C of the data
-
-
-def _crc32c_table() -> List[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1  # Castagnoli polynomial, reflected
-        table.append(crc)
-    return table
-
-
-_CRC32C = _crc32c_table()
+_HEADER = struct.Struct("<QI")
+_FOOTER = struct.Struct("<I")
 
 
 def crc32c(data: bytes) -> int:
-    """CRC-32C of `data`, in Python (about 5 MB/s: fine for headers and single records)."""
-    crc, table = 0xFFFFFFFF, _CRC32C
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+    """CRC-32C (Castagnoli) of `data`."""
+    return google_crc32c.value(bytes(data))
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -139,8 +133,7 @@ def masked_crc32c(data: bytes) -> int:
 def frame(data: bytes) -> bytes:
     """One record's framing around `data` (what tf.io.TFRecordWriter writes)."""
     length = struct.pack("<Q", len(data))
-    return (length + struct.pack("<I", masked_crc32c(length)) + data
-            + struct.pack("<I", masked_crc32c(data)))
+    return length + _FOOTER.pack(masked_crc32c(length)) + data + _FOOTER.pack(masked_crc32c(data))
 
 
 def walk_records(path: str, check_data: bool = False) -> Iterator[Tuple[int, int]]:
@@ -149,6 +142,18 @@ def walk_records(path: str, check_data: bool = False) -> Iterator[Tuple[int, int
     Checks each header's checksum and that each record ends inside the file, and with `check_data`
     the data checksums too; raises DamagedFile at the first record that fails. OSError if unreadable.
     """
+    for offset, length, _ in _walk(path, check_data):
+        yield offset, length
+
+
+def read_records(path: str) -> Iterator[Tuple[int, bytes]]:
+    """Yield (byte offset, data) of every record of a TFRecord file, in order, both checksums checked;
+    DamagedFile at the first record that fails, as `walk_records(path, check_data=True)`."""
+    for offset, _, data in _walk(path, True):
+        yield offset, data
+
+
+def _walk(path: str, read_data: bool) -> Iterator[Tuple[int, int, Optional[bytes]]]:
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         index = offset = 0
@@ -157,7 +162,7 @@ def walk_records(path: str, check_data: bool = False) -> Iterator[Tuple[int, int
             if len(header) < HEADER_BYTES:
                 raise DamagedFile(path, index, offset, f"truncated: the file ends {len(header)} bytes into "
                                                        f"the {HEADER_BYTES}-byte record header")
-            (length,), (stored,) = struct.unpack("<Q", header[:8]), struct.unpack("<I", header[8:])
+            length, stored = _HEADER.unpack(header)
             if masked_crc32c(header[:8]) != stored:
                 raise DamagedFile(path, index, offset, "the length field fails its checksum")
             end = offset + HEADER_BYTES + length + FOOTER_BYTES
@@ -165,14 +170,14 @@ def walk_records(path: str, check_data: bool = False) -> Iterator[Tuple[int, int
                 left = size - offset - HEADER_BYTES
                 raise DamagedFile(path, index, offset, f"truncated: the record needs {length + FOOTER_BYTES} "
                                                        f"bytes after its header, the file has {left}")
-            if check_data:
+            data = None
+            if read_data:
                 data = f.read(length)
-                (stored,) = struct.unpack("<I", f.read(FOOTER_BYTES))
-                if masked_crc32c(data) != stored:
+                if masked_crc32c(data) != _FOOTER.unpack(f.read(FOOTER_BYTES))[0]:
                     raise DamagedFile(path, index, offset, "the data fails its checksum")
             else:
                 f.seek(end)
-            yield offset, length
+            yield offset, length, data
             offset, index = end, index + 1
 
 
@@ -188,129 +193,49 @@ def read_record(path: str, offset: int, check: bool = True) -> bytes:
         header = f.read(HEADER_BYTES)
         if len(header) < HEADER_BYTES:
             raise DamagedFile(path, -1, offset, "truncated record header")
-        (length,) = struct.unpack("<Q", header[:8])
-        if check and masked_crc32c(header[:8]) != struct.unpack("<I", header[8:])[0]:
+        length, stored = _HEADER.unpack(header)
+        if check and masked_crc32c(header[:8]) != stored:
             raise DamagedFile(path, -1, offset, "the length field fails its checksum")
         data = f.read(length)
         footer = f.read(FOOTER_BYTES)
     if len(data) != length or len(footer) != FOOTER_BYTES:
         raise DamagedFile(path, -1, offset, "truncated record")
-    if check and masked_crc32c(data) != struct.unpack("<I", footer)[0]:
+    if check and masked_crc32c(data) != _FOOTER.unpack(footer)[0]:
         raise DamagedFile(path, -1, offset, "the data fails its checksum")
     return data
 
 
 # -----------------------------------------------------------------------------------------------------------
-# tf.train.Example, as protobuf wire format (example.proto, feature.proto).
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # negative int64 values take ten bytes, as protobuf writes them
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _feature(kind: str, values: Sequence) -> bytes:
-    if kind == "bytes":  # Feature.bytes_list = 1, BytesList.value = 1
-        return _field(1, b"".join(_field(1, bytes(v)) for v in values))
-    # Feature.int64_list = 3, Int64List.value = 1 (packed)
-    return _field(3, _field(1, b"".join(_varint(int(v)) for v in values)))
-
+# tf.train.Example, with protobuf and the messages of example.proto (TensorFlow's field numbers, our package).
 
 def encode_example(shape: Sequence[int], data: bytes, label: Optional[int],
                    attr: Optional[Sequence[int]] = None) -> bytes:
     """A serialized tf.train.Example of one image: shape, data, and label and attr when given (a
-    PGGAN-style record, as tfrecords_tools.celeba reads, has no label)."""
-    features = [(SHAPE, list(shape)), (DATA, [data])]
+    PGGAN-style record, as tfrecords_tools.celeba reads, has no label). The features are written in the
+    order of their names, so a conversion gives the same bytes in every process (protobuf's default
+    order of map entries changes from one process to the next)."""
+    example = example_pb2.Example()
+    feature = example.features.feature
+    feature[SHAPE.name].int64_list.value.extend(int(v) for v in shape)
+    feature[DATA.name].bytes_list.value.append(bytes(data))
     if label is not None:
-        features.append((LABEL, [label]))
+        feature[LABEL.name].int64_list.value.append(int(label))
     if attr is not None:
-        features.append((ATTR, list(attr)))
-    entries = b"".join(_field(1, _field(1, f.name.encode()) + _field(2, _feature(f.kind, values)))
-                       for f, values in features)  # Features.feature = 1: map entries of key 1, value 2
-    return _field(1, entries)  # Example.features = 1
-
-
-def _read_varint(buf: bytes, pos: int) -> Tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise FormatError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: bytes) -> Iterator[Tuple[int, int, object]]:
-    """(field number, wire type, value) of a protobuf message; values of wire type 2 are bytes."""
-    pos = 0
-    while pos < len(buf):
-        tag, pos = _read_varint(buf, pos)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = _read_varint(buf, pos)
-        elif wire == 2:
-            length, pos = _read_varint(buf, pos)
-            if pos + length > len(buf):
-                raise FormatError("a field runs past the end of the message")
-            value, pos = buf[pos:pos + length], pos + length
-        elif wire in (1, 5):
-            width = 8 if wire == 1 else 4
-            value, pos = buf[pos:pos + width], pos + width
-        else:
-            raise FormatError(f"unsupported protobuf wire type {wire}")
-        yield number, wire, value
-
-
-def _signed(value: int) -> int:
-    return value - (1 << 64) if value >> 63 else value
+        feature[ATTR.name].int64_list.value.extend(int(v) for v in attr)
+    return example.SerializeToString(deterministic=True)
 
 
 def decode_example(serialized: bytes) -> Dict[str, list]:
-    """A serialized tf.train.Example as {name: [bytes, ...] or [int, ...]}; float features are skipped.
+    """A serialized tf.train.Example as {name: [bytes, ...] or [int, ...]}; a float feature reads as [].
     FormatError if it is not a protobuf message."""
+    try:
+        example = example_pb2.Example.FromString(serialized)
+    except DecodeError:
+        raise FormatError("the bytes do not parse as a protobuf message") from None
     out: Dict[str, list] = {}
-    for number, wire, features in _fields(serialized):
-        if number != 1 or wire != 2:
-            continue
-        for entry_number, _, entry in _fields(features):
-            if entry_number != 1:
-                continue
-            key, feature = "", b""
-            for part, _, value in _fields(entry):
-                if part == 1:
-                    key = bytes(value).decode(errors="replace")
-                elif part == 2:
-                    feature = value
-            values: list = []
-            for kind, _, value_list in _fields(feature):
-                for value_number, wire_type, value in _fields(value_list):
-                    if value_number != 1:
-                        continue
-                    if kind == 1:
-                        values.append(bytes(value))
-                    elif kind == 3 and wire_type == 2:  # packed
-                        pos = 0
-                        while pos < len(value):
-                            v, pos = _read_varint(value, pos)
-                            values.append(_signed(v))
-                    elif kind == 3:
-                        values.append(_signed(value))
-            out[key] = values
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        out[name] = list(getattr(feature, kind).value) if kind in ("bytes_list", "int64_list") else []
     return out
 
 

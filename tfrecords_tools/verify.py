@@ -21,7 +21,7 @@ import glob
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from glow_common.errors import first_line, run_cli
+from glow_common.errors import run_cli
 from tfrecords_tools import cli
 from tfrecords_tools import format as fmt
 from tfrecords_tools.errors import DamagedFile, FormatError, ToolError
@@ -60,24 +60,15 @@ def find_sets(root: str) -> Dict[Tuple[str, str, int, int], List[str]]:
 
 
 def read_file(path: str) -> Tuple[List[bytes], Optional[str]]:
-    """(every record before the first damaged one, what is wrong there or None). The framing is walked
-    here; TensorFlow's reader checks the data checksums at its C++ speed. OSError if unreadable."""
-    import tensorflow as tf
-
-    offsets, damage = [], None
-    try:
-        for offset, _ in fmt.walk_records(path):
-            offsets.append(offset)
-    except DamagedFile as err:
-        damage = f"record {err.index} at byte {err.offset}: {err.reason}"
+    """(every record before the first damaged one, what is wrong there or None); both checksums of
+    every record are checked. OSError if unreadable."""
     records: List[bytes] = []
     try:
-        for record in tf.data.TFRecordDataset(path).take(len(offsets)):
-            records.append(record.numpy())
-    except tf.errors.OpError as err:
-        reason = "the data fails its checksum" if "corrupted record" in err.message else first_line(err)
-        damage = f"record {len(records)} at byte {offsets[len(records)]}: {reason}"
-    return records, (f"{damage}; the rest of the file is unreadable" if damage else None)
+        for _, data in fmt.read_records(path):
+            records.append(data)
+    except DamagedFile as err:
+        return records, f"record {err.index} at byte {err.offset}: {err.reason}; the rest of the file is unreadable"
+    return records, None
 
 
 def verify_set(folder: str, split: str, log2res: int, n_shards: int, files: Sequence[str],

@@ -22,7 +22,7 @@ import os
 import struct
 import sys
 import zlib
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -82,7 +82,6 @@ def write_split(items: Sequence[Item], output: str, split: str, spec: Spec, *, n
                 workers: int = 1, strict: bool = False, overwrite: bool = False,
                 progress: bool = False) -> SplitReport:
     """Convert one split; all its shard sets appear at once (renamed from temporary names) or not at all."""
-    import tensorflow as tf
     from tqdm import tqdm
 
     report = SplitReport(split=split, n_input=len(items))
@@ -100,7 +99,7 @@ def write_split(items: Sequence[Item], output: str, split: str, spec: Spec, *, n
     parts = shard_assignment(len(items), n_shards, seed, split)
     order = [int(i) for part in parts for i in part]
     shard_of = [s for s, part in enumerate(parts) for _ in part]
-    writers: Dict[int, tf.io.TFRecordWriter] = {}
+    writers: Dict[int, BinaryIO] = {}
     current, target = -1, folder
     try:
         os.makedirs(folder, exist_ok=True)
@@ -115,7 +114,7 @@ def write_split(items: Sequence[Item], output: str, split: str, spec: Spec, *, n
                 writers = {}
                 for res in resolutions:
                     target = temp[res, shard]
-                    writers[res] = tf.io.TFRecordWriter(target)
+                    writers[res] = open(target, "wb")
                 current = shard
             bar.update(1)
             if status == "bad":
@@ -128,7 +127,7 @@ def write_split(items: Sequence[Item], output: str, split: str, spec: Spec, *, n
             label = items[order[position]].label
             for res, image in zip(resolutions, lods):
                 target = temp[res, shard]
-                writers[res].write(fmt.encode_example(image.shape, image.tobytes(), label, attr))
+                writers[res].write(fmt.frame(fmt.encode_example(image.shape, image.tobytes(), label, attr)))
                 records[res, shard] += 1
                 report.written[res] += 1
         bar.close()
@@ -143,7 +142,7 @@ def write_split(items: Sequence[Item], output: str, split: str, spec: Spec, *, n
         target = folder
         _commit(folder, split, resolutions, final, temp, records, sizes, overwrite=overwrite)
         report.files = sorted(final.values())
-    except (tf.errors.OpError, OSError) as err:
+    except OSError as err:
         _discard(writers, temp)  # first, so that the message gives the space a retry would have
         named = {temp[k]: p for k, p in final.items()}
         raise write_error(named.get(target, target), err) from None
@@ -153,12 +152,10 @@ def write_split(items: Sequence[Item], output: str, split: str, spec: Spec, *, n
 
 
 def _discard(writers: Dict, temp: Dict) -> None:
-    import tensorflow as tf
-
     for writer in writers.values():
         try:
             writer.close()
-        except tf.errors.OpError:
+        except OSError:
             pass  # the write that failed is being reported
     writers.clear()
     for path in temp.values():

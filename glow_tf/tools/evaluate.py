@@ -18,8 +18,10 @@ Under horovodrun each rank evaluates its shard and the sums are combined.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -63,11 +65,17 @@ def make_eval_fns(model):
     return bits, reconstruction
 
 
-def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstruct: bool = True,
-             progress: bool = False, files=()) -> dict:
-    """Bits/dim over `n_batches` batches of `dataset`, `draws` dequantisation draws per image.
+def evaluate(model, dataset, n_batches: Optional[int], draws: int = 1, dist=None, reconstruct: bool = True,
+             progress: bool = False, files=(), per_image: Optional[Callable] = None, unit: str = "batch",
+             total: Optional[int] = None) -> dict:
+    """Bits/dim over `n_batches` batches of `dataset` (None: until it ends), `draws` dequantisation draws
+    per image.
 
     `files`: the TFRecord files `dataset` reads, so that a damaged one is named (data_loaders.read_batch).
+    `per_image`: called with every batch's (x, y, bits [B] averaged over the draws) as NumPy arrays, so
+    that glow_tf.tools.score gives each image the noise and draws that this function gives it. `unit`:
+    what the progress bar counts ("batch", or "image" to count the images of each batch), and `total` how
+    many there are if not n_batches.
     """
     if draws < 1:
         raise ValueError(f"draws={draws} must be at least 1")
@@ -75,10 +83,17 @@ def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstr
     draw_sums = np.zeros(draws)
     n_images = sq_sum = recon_sum = recon_max = changed = nonfinite = 0.0
     batches = iter(dataset)
-    bar = _progress(n_batches, progress)
-    for _ in range(n_batches):
-        x, y = read_batch(batches, files, "for evaluation", skip_flag=None)
+    bar = _progress(n_batches if total is None else total, progress, unit)
+    for _ in itertools.count() if n_batches is None else range(n_batches):
+        try:
+            x, y = read_batch(batches, files, "for evaluation", skip_flag=None)
+        except StopIteration:
+            if n_batches is None:
+                break
+            raise
         per_draw = np.stack([bits_fn(x, y).numpy() for _ in range(draws)])  # [draws, B]
+        if per_image is not None:
+            per_image(np.asarray(x), np.asarray(y), per_draw.mean(axis=0))
         draw_sums += per_draw.sum(axis=1)
         sq_sum += float(np.sum(per_draw.mean(axis=0) ** 2))
         n_images += per_draw.shape[1]
@@ -86,7 +101,7 @@ def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstr
             mean_err, max_err, n_changed, n_bad = (float(t.numpy()) for t in recon_fn(x, y))
             recon_sum, recon_max = recon_sum + mean_err, max(recon_max, max_err)
             changed, nonfinite = changed + n_changed, nonfinite + n_bad
-        bar.update(1)
+        bar.update(per_draw.shape[1] if unit == "image" else 1)
     bar.close()
     totals = np.concatenate([draw_sums, [n_images, sq_sum, recon_sum, changed, nonfinite]])
     if dist is not None:
@@ -110,10 +125,10 @@ def evaluate(model, dataset, n_batches: int, draws: int = 1, dist=None, reconstr
     return result
 
 
-def _progress(total, enabled):
+def _progress(total, enabled, unit="batch"):
     if enabled and sys.stderr.isatty():
         from tqdm import tqdm
-        return tqdm(total=total, desc="evaluate", unit="batch")
+        return tqdm(total=total, desc="evaluate" if unit == "batch" else "score", unit=unit)
 
     class Silent:
         def update(self, n):

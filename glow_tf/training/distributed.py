@@ -194,10 +194,34 @@ def init_distributed():
     return HorovodProcess(hvd)
 
 
-def configure_devices(dist) -> None:
-    """One GPU per local rank, memory allocated as needed (the original's visible_device_list/allow_growth)."""
+def configure_devices(dist) -> str | None:
+    """One GPU per local rank, memory allocated as needed (the original's visible_device_list/allow_growth);
+    on CPUs, single-threaded ops (`cpu_thread_layout`). Call it before TensorFlow runs anything.
+    Returns a line for the log when it chose the CPU layout, else None."""
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         gpu = gpus[dist.local_rank % len(gpus)]
         tf.config.set_visible_devices(gpu, "GPU")
         tf.config.experimental.set_memory_growth(gpu, True)
+        return None
+    return cpu_thread_layout()
+
+
+def cpu_thread_layout() -> str | None:
+    """On CPUs, run every op on one thread, so that the model encodes each batch as concurrent
+    sub-batches, one per inter-op thread (glow_tf.model.concurrent_batch_parts): at 2 cores the faster
+    layout for every configuration in bench/ (bench/cpu_layout.py), and no slower at 1 core.
+
+    An explicit choice decides: TF_NUM_INTRAOP_THREADS in the environment (0 is TensorFlow's own
+    pools) or tf.config.threading set before. Returns a line saying what was chosen, or None when
+    nothing was changed (also when TensorFlow has already started its thread pools)."""
+    if "TF_NUM_INTRAOP_THREADS" in os.environ or tf.config.threading.get_intra_op_parallelism_threads():
+        return None
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:  # the runtime is already initialised: its pools stay as they are
+        return None
+    from glow_tf.model import concurrent_batch_parts
+
+    return (f"CPU threads: every op on one thread, each batch as {concurrent_batch_parts()} concurrent "
+            f"sub-batches (TF_NUM_INTRAOP_THREADS=0 for TensorFlow's default pools)")
