@@ -98,7 +98,12 @@ def test_sigterm_to_horovodrun_checkpoints_every_host_and_the_same_command_resum
     wait_for_step(proc, 50 * 16)
     proc.send_signal(signal.SIGTERM)
     out = proc.stdout.read()
-    assert proc.wait(timeout=300) == 75, out[-3000:]
+    proc.wait(timeout=300)
+    # node1's ranks exit 75 after the checkpoint. horovodrun stops node2's ranks by ending their ssh
+    # sessions once those ranks have agreed on the step and saved their data positions (ssh reports
+    # 255), then reports a failure itself, as on one host.
+    for rank in (0, 1):
+        assert f"Process {rank} exit with status code 75" in out, out[-3000:]
     step = int(re.findall(r"stopped by \w+ at step (\d+)", out)[0])
     assert os.path.exists(logdir / "checkpoints" / f"ckpt-{step}.index")
     positions = os.listdir(logdir / "checkpoints" / "data_position")
