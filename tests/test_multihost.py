@@ -99,11 +99,13 @@ def test_sigterm_to_horovodrun_checkpoints_every_host_and_the_same_command_resum
     proc.send_signal(signal.SIGTERM)
     out = proc.stdout.read()
     proc.wait(timeout=300)
-    # node1's ranks exit 75 after the checkpoint. horovodrun stops node2's ranks by ending their ssh
-    # sessions once those ranks have agreed on the step and saved their data positions (ssh reports
-    # 255), then reports a failure itself, as on one host.
-    for rank in (0, 1):
-        assert f"Process {rank} exit with status code 75" in out, out[-3000:]
+    # Rank 0 saves the step, then node1's ranks exit 75. horovodrun ends node2's ssh sessions once those
+    # ranks have agreed on the step and saved their data positions (ssh reports 255), then terminates
+    # whichever node1 rank is still running (143) and reports a failure itself: no other exit status.
+    codes = {int(c) for c in re.findall(r"Process \d exit with status code (\d+)", out)}
+    assert codes and codes <= {75, 143, 255}, out[-3000:]
+    assert re.search(r"\[0\]<stdout>:stopped by SIGTERM at step \d+ .*; saved ", out), out[-3000:]
+    assert not re.search(r"\[\d\]<stderr>:Traceback", out), out[-3000:]
     step = int(re.findall(r"stopped by \w+ at step (\d+)", out)[0])
     assert os.path.exists(logdir / "checkpoints" / f"ckpt-{step}.index")
     positions = os.listdir(logdir / "checkpoints" / "data_position")
