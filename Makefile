@@ -27,6 +27,7 @@ OTHER_TF := tensorflow
 endif
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 CHROMEDRIVER := /usr/bin/chromedriver
+SSHD := /usr/sbin/sshd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.glow-tf-installed-$(TF_VARIANT)
 # Offline: every pip install reads the wheelhouse only.
@@ -42,7 +43,7 @@ export PYTHONHASHSEED ?= 0
 
 .PHONY: install train test bench demo gpu-check clean-venv wheelhouse
 
-install: $(STAMP) $(FASHION_MNIST) $(CHROMEDRIVER)
+install: $(STAMP) $(FASHION_MNIST) $(CHROMEDRIVER) $(SSHD)
 
 $(STAMP): requirements.txt pyproject.toml scripts/install_horovod.sh scripts/install_lib.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +78,15 @@ ifeq ($(WHEELHOUSE),)
 	$(APT_GET) install -y -q chromium chromium-driver
 else
 	@echo "make install: chromium and chromium-driver are not installed offline: the demo's browser tests will skip"
+endif
+
+# An sshd for the multi-host tests' namespace hosts (scripts/local_cluster.sh); nothing starts it as a service.
+$(SSHD):
+ifeq ($(WHEELHOUSE),)
+	$(APT_GET) update -q
+	$(APT_GET) install -y -q openssh-server
+else
+	@echo "make install: openssh-server is not installed offline: the multi-host tests will skip"
 endif
 
 # Everything make install needs, for a machine without internet: run it where there is internet, with the

@@ -13,7 +13,8 @@ values, in less time (README, "Threads"). TF_NUM_INTRAOP_THREADS=0 gives TensorF
 
 Exit status: 0 done; 2 bad input (one line says what and why); 3 the loss or the weights became
 non-finite (nothing non-finite was saved); 74 a file could not be written (a full disk); 75 stopped by
-SIGTERM or Ctrl-C after writing a checkpoint (run the same command to continue); 130 a second Ctrl-C
+SIGTERM or Ctrl-C after writing a checkpoint (run the same command to continue); 69 a rank of a
+multi-host job was lost (one line names its host; the same command resumes); 130 a second Ctrl-C
 stopped it at once.
 """
 
@@ -60,7 +61,7 @@ def train(argv=None) -> int:
     import tensorflow as tf
 
     from data_loaders.common import rank_seed
-    from glow_tf.training import loop
+    from glow_tf.training import distributed, loop
     from glow_tf.training.distributed import configure_devices, init_distributed
     from glow_tf.training.inference import infer
     from glow_tf.training.preemption import EXIT_PREEMPTED
@@ -77,6 +78,11 @@ def train(argv=None) -> int:
             infer(plan, dist)
             return 0
         outcome = loop.fit(plan, dist)
+    except Exception as err:
+        # A rank on another host was killed or cut off: one line naming the host, not a traceback.
+        if dist.horovod and distributed.is_lost_rank_error(err):
+            raise distributed.LostRankError(distributed.lost_host_message(err, dist.hosts, dist.rank)) from None
+        raise
     finally:
         plan.release()
     if outcome.stopped_by:

@@ -6,10 +6,13 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import textwrap
 import time
 
+import numpy as np
 import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,3 +100,70 @@ def step_of(logdir):
     """The step of the logdir's latest checkpoint (0 when it has none)."""
     latest = tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints"))
     return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+_BESIDE = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+HOROVODRUN = _BESIDE if os.path.exists(_BESIDE) else (shutil.which("horovodrun") or _BESIDE)
+
+# Runs train.main on each rank, recording what the test compares: every variable (model, optimizer,
+# Polyak average, counters) before and after the start-up broadcast and at the end, where it ran (rank, local rank, host), and each (local stats, averaged stats) pair of every step.
+HOROVOD_HELPER = textwrap.dedent("""
+    import json, os, socket, sys
+    import numpy as np
+    import tensorflow as tf
+    sys.path.insert(0, os.environ["GLOW_ROOT"])
+    import train
+    from glow_tf.training import distributed, trainer
+    from glow_tf.training.state import STATS
+    from glow_tf.training.steps import FLAGS
+
+    out, argv = sys.argv[1], sys.argv[2:]
+    records, trainers = [], []
+
+    real_init = distributed.init_distributed
+    def init_distributed():
+        dist = real_init()
+        real_mean = dist.allreduce_mean
+        def allreduce_mean(tensors):
+            tensors = list(tensors)
+            averaged = real_mean(tensors)
+            # The stats of training steps (with the flags) and of validation steps, not gradients.
+            if len(tensors) == 1 and tensors[0].shape in ((len(STATS),), (len(STATS) + len(FLAGS),)):
+                tf.py_function(lambda a, b: records.append((a.numpy()[:len(STATS)], b.numpy()[:len(STATS)])),
+                               [tensors[0], averaged[0]], [])
+            return averaged
+        dist.allreduce_mean = allreduce_mean
+        real_broadcast = dist.broadcast
+        def broadcast(variables):
+            dump = lambda tag: np.savez(f"{out}/{tag}_rank{dist.rank}.npz",
+                                        *[np.asarray(v.numpy()) for v in variables])
+            dump("before")
+            real_broadcast(variables)
+            dump("after")
+        dist.broadcast = broadcast
+        return dist
+    distributed.init_distributed = init_distributed
+
+    real_start = trainer.Trainer.start
+    def start(self, *args):
+        trainers.append(self)
+        return real_start(self, *args)
+    trainer.Trainer.start = start
+
+    code = train.main(argv)
+    t = trainers[0]
+    state = t.model.variables + t.optimizer.variables + t.ema.variables
+    np.savez(f"{out}/end_rank{t.dist.rank}.npz", *[np.asarray(v.numpy()) for v in state])
+    with open(f"{out}/where_rank{t.dist.rank}.json", "w") as f:
+        json.dump({"rank": t.dist.rank, "local_rank": t.dist.local_rank, "hostname": socket.gethostname(),
+                   "hosts": t.dist.hosts, "iface": os.environ.get("HOROVOD_GLOO_IFACE")}, f)
+    np.savez(f"{out}/stats_rank{t.dist.rank}.npz", local=np.array([r[0] for r in records]),
+             averaged=np.array([r[1] for r in records]), size=t.dist.size)
+    sys.exit(code)
+""")
+
+
+def load_npz(path):
+    """The arrays of an .npz written by np.savez(*arrays), in order."""
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]

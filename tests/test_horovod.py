@@ -4,87 +4,26 @@ ranks stay bit-identical while training on different data, and the logged loss i
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 from tests.data_fixtures import needs_fashion
-from tests.runs import ROOT
+from tests.runs import HOROVOD_HELPER as HELPER
+from tests.runs import HOROVODRUN, ROOT
 from tests.runs import TINY as TINY_FLAGS
-
-HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+from tests.runs import load_npz as load
 
 pytestmark = [
-    pytest.mark.skipif(not (os.path.exists(HOROVODRUN) or shutil.which("horovodrun")),
+    pytest.mark.skipif(not os.path.exists(HOROVODRUN),
                        reason="needs horovodrun"),
     needs_fashion,
 ]
 
-# Runs train.main on each rank, recording what the test compares: every variable (model, optimizer,
-# Polyak average, counters) before and after the start-up broadcast and at the end, and each (local stats, averaged stats) pair of every step.
-HELPER = textwrap.dedent("""
-    import os, sys
-    import numpy as np
-    import tensorflow as tf
-    sys.path.insert(0, os.environ["GLOW_ROOT"])
-    import train
-    from glow_tf.training import distributed, trainer
-    from glow_tf.training.state import STATS
-    from glow_tf.training.steps import FLAGS
-
-    out, argv = sys.argv[1], sys.argv[2:]
-    records, trainers = [], []
-
-    real_init = distributed.init_distributed
-    def init_distributed():
-        dist = real_init()
-        real_mean = dist.allreduce_mean
-        def allreduce_mean(tensors):
-            tensors = list(tensors)
-            averaged = real_mean(tensors)
-            # The stats of training steps (with the flags) and of validation steps, not gradients.
-            if len(tensors) == 1 and tensors[0].shape in ((len(STATS),), (len(STATS) + len(FLAGS),)):
-                tf.py_function(lambda a, b: records.append((a.numpy()[:len(STATS)], b.numpy()[:len(STATS)])),
-                               [tensors[0], averaged[0]], [])
-            return averaged
-        dist.allreduce_mean = allreduce_mean
-        real_broadcast = dist.broadcast
-        def broadcast(variables):
-            dump = lambda tag: np.savez(f"{out}/{tag}_rank{dist.rank}.npz",
-                                        *[np.asarray(v.numpy()) for v in variables])
-            dump("before")
-            real_broadcast(variables)
-            dump("after")
-        dist.broadcast = broadcast
-        return dist
-    distributed.init_distributed = init_distributed
-
-    real_start = trainer.Trainer.start
-    def start(self, *args):
-        trainers.append(self)
-        return real_start(self, *args)
-    trainer.Trainer.start = start
-
-    code = train.main(argv)
-    t = trainers[0]
-    state = t.model.variables + t.optimizer.variables + t.ema.variables
-    np.savez(f"{out}/end_rank{t.dist.rank}.npz", *[np.asarray(v.numpy()) for v in state])
-    np.savez(f"{out}/stats_rank{t.dist.rank}.npz", local=np.array([r[0] for r in records]),
-             averaged=np.array([r[1] for r in records]), size=t.dist.size)
-    sys.exit(code)
-""")
-
 TINY = [*TINY_FLAGS, "--epochs", "3"]
-
-
-def load(path):
-    with np.load(path) as f:
-        return [f[f"arr_{i}"] for i in range(len(f.files))]
 
 
 def test_two_ranks_stay_identical_and_log_the_rank_average(tmp_path):
@@ -92,7 +31,7 @@ def test_two_ranks_stay_identical_and_log_the_rank_average(tmp_path):
     helper.write_text(HELPER)
     logdir = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", GLOW_ROOT=ROOT)
-    runner = HOROVODRUN if os.path.exists(HOROVODRUN) else shutil.which("horovodrun")
+    runner = HOROVODRUN
     result = subprocess.run([runner, "-np", "2", "-H", "localhost:2", sys.executable, str(helper),
                              str(tmp_path), *TINY, "--logdir", str(logdir)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -140,7 +79,7 @@ def test_sigterm_to_horovodrun_stops_every_rank_after_the_same_step(tmp_path):
     logdir = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     env.pop("HOROVOD_RANK", None)
-    runner = HOROVODRUN if os.path.exists(HOROVODRUN) else shutil.which("horovodrun")
+    runner = HOROVODRUN
     # 80 steps per epoch on 2 ranks.
     command = [runner, "-np", "2", "-H", "localhost:2", sys.executable, os.path.join(ROOT, "train.py"),
                *TINY[:-2], "--epochs", "3", "--n_train", "640", "--logdir", str(logdir)]

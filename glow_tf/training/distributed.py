@@ -7,11 +7,15 @@ so a single-process run never imports Horovod.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import socket
 
 import numpy as np
 import tensorflow as tf
 
+from glow_common.errors import first_line, warn
 from glow_tf.errors import GlowError
 from glow_tf.training.optim import tf_variable
 
@@ -47,8 +51,15 @@ class HorovodProcess:
 
     def __init__(self, hvd):
         self.hvd = hvd
+        for line in multihost_warnings(os.environ, socket.gethostname(), _resolve):
+            warn(line)
         hvd.init()
         self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+        # Every rank's host name as the launcher named it (-H), to name a lost host (lost_host_message).
+        name = os.environ.get("HOROVOD_HOSTNAME") or socket.gethostname()
+        encoded = np.frombuffer(name.encode()[:_NAME_BYTES].ljust(_NAME_BYTES, b"\0"), np.uint8)
+        gathered = self.allgather(encoded[None, :])
+        self.hosts = [bytes(row).rstrip(b"\0").decode(errors="replace") for row in gathered]
 
     def allreduce_mean(self, tensors):
         # One allreduce per tensor, as the original and DistributedGradientTape's default do; Horovod's
@@ -75,6 +86,100 @@ class HorovodProcess:
 
 class DistributedError(GlowError):
     """Launched as one of several ranks, but Horovod cannot be used."""
+
+
+EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: another rank's host is gone
+_NAME_BYTES = 64
+
+
+class LostRankError(GlowError):
+    """A collective failed because a rank (its host killed, crashed or cut off) stopped answering."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+def _resolve(name: str):
+    try:
+        return socket.gethostbyname(name)
+    except OSError:
+        return None
+
+
+def _is_loopback(address) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def multihost_warnings(env, hostname: str, resolve=_resolve) -> list:
+    """The start-up warnings of a rank launched over several hosts (`env` is its environment, which
+    horovodrun fills: HOROVOD_CROSS_SIZE hosts, HOROVOD_GLOO_IFACE the interface Gloo talks over).
+
+    Gloo tells its peers the address of the interface it is given, else of this host's name: either
+    being loopback sends ranks on other hosts to 127.x, where nothing of this job listens. Each
+    warning is one line with its fix. The host's name is checked by its first rank only.
+    """
+    if int(env.get("HOROVOD_CROSS_SIZE", "1") or 1) <= 1:
+        return []
+    out = []
+    iface = env.get("HOROVOD_GLOO_IFACE", "")
+    if iface == "lo" and env.get("HOROVOD_RANK", "0") == "0":
+        out.append("Gloo talks over the loopback interface lo while ranks run on other hosts, which "
+                   "cannot reach it; pass horovodrun --network-interface IFACE (the interface the hosts "
+                   "share, e.g. eth0)")
+    address = resolve(hostname)
+    if _is_loopback(address) and env.get("HOROVOD_LOCAL_RANK", "0") == "0":
+        out.append(f"this host's name {hostname} resolves to the loopback address {address} while ranks "
+                   f"run on other hosts, which would dial it; map {hostname} to its network address in "
+                   f"/etc/hosts (Debian and Ubuntu map it to 127.0.1.1) or pass horovodrun "
+                   f"--network-interface IFACE")
+    return out
+
+
+# How a collective fails when a peer went away: Horovod's Python error after its background loop stopped,
+# and Gloo's own messages (a closed or reset connection, a partition's timeout).
+_LOST = re.compile(r"Horovod has been shut down|HorovodInternalError|Connection (closed|reset) by peer|"
+                   r"Timed out waiting \d+ ?ms|Broken pipe", re.IGNORECASE)
+_ADDRESS = re.compile(r"\[?(\d{1,3}(?:\.\d{1,3}){3})\]?:\d+")
+
+
+def is_lost_rank_error(error) -> bool:
+    """Whether `error` (raised by a collective) is a peer rank going away rather than a bug."""
+    return bool(_LOST.search(f"{type(error).__name__}: {error}"))
+
+
+def reachable(address: str, timeout: float = 3.0, port: int = 9) -> bool:
+    """Whether the host at `address` answers at all: any answer to a TCP connection (accepted or
+    refused) proves it is there; silence or 'no route' means it is cut off."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
+def lost_host_message(error, hosts, rank: int, resolve=_resolve, probe=reachable) -> str:
+    """One line naming the host(s) this job lost, from the failed collective's `error`, `hosts` (each
+    rank's host name) and this `rank`. A host is named when the error gives a peer address of it, else
+    when it does not answer (a partition); when neither tells, every other host is listed."""
+    own = hosts[rank] if 0 <= rank < len(hosts) else None
+    others = [h for h in dict.fromkeys(hosts) if h != own]
+    addresses = {h: resolve(h) for h in others}
+    named = set(_ADDRESS.findall(str(error)))
+    lost = [h for h in others if addresses[h] in named]
+    how = "its ranks stopped answering"
+    if not lost:
+        lost = [h for h in others if addresses[h] is None or not probe(addresses[h])]
+        how = "it does not answer on the network"
+    if not lost:
+        lost, how = others, "a rank on one of them stopped answering"
+    ranks = [str(r) for r, h in enumerate(hosts) if h in lost]
+    return (f"lost host {', '.join(lost)} (rank{'s' if len(ranks) > 1 else ''} {', '.join(ranks)}): {how} "
+            f"({first_line(error)}); the last checkpoint is intact: run the same command to resume once "
+            f"every host is back, or without {'them' if len(lost) > 1 else 'it'} in -H")
 
 
 def init_distributed():
