@@ -178,7 +178,10 @@ class _Loop:
                 prefix = self.checkpoint()
                 self.log(f"stopped by {stopped_by} at step {self.p.step} (epoch {self.p.epoch + 1}, step "
                          f"{self.p.epoch_step} of {trainer.train_its}); saved {prefix}; run the same command "
-                         f"to resume")
+                         f"to resume", flush=True)
+                # A barrier: no rank exits before rank 0 has written the checkpoint and said so, since
+                # horovodrun ends every rank as soon as one exits non-zero (75 here).
+                self.dist.all_ok(True)
                 return self._outcome(stopped_by)
             if self.last_test is None:  # nothing left to train (e.g. resuming a finished run): just report
                 self.last_test = trainer.evaluate(self.test_iter, self.p.epoch)
