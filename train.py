@@ -62,12 +62,11 @@ def train(argv=None) -> int:
 
     from data_loaders.common import rank_seed
     from glow_tf.training import distributed, loop
-    from glow_tf.training.distributed import configure_devices, init_distributed
     from glow_tf.training.inference import infer
     from glow_tf.training.preemption import EXIT_PREEMPTED
 
-    dist = init_distributed()
-    layout = configure_devices(dist)
+    dist = distributed.init_distributed()
+    layout = distributed.configure_devices(dist)
     if layout and dist.rank == 0:
         print(layout, flush=True)
     # The original's per-rank seed for TF and NumPy (and here Python and Keras too).
@@ -79,9 +78,9 @@ def train(argv=None) -> int:
             return 0
         outcome = loop.fit(plan, dist)
     except Exception as err:
-        # A rank on another host was killed or cut off: one line naming the host, not a traceback.
-        if dist.horovod and distributed.is_lost_rank_error(err):
-            raise distributed.LostRankError(distributed.lost_host_message(err, dist.hosts, dist.rank)) from None
+        lost = distributed.lost_rank(err, dist)  # another host's ranks went away: one line, not a traceback
+        if lost:
+            raise lost from None
         raise
     finally:
         plan.release()

@@ -111,3 +111,7 @@ def test_reachable_tells_an_answering_host_from_a_silent_one(monkeypatch):
             raise error
         monkeypatch.setattr(socket, "create_connection", connect)
         assert not distributed.reachable("10.0.0.3", timeout=0.5)
+
+
+def test_a_single_process_never_reports_a_lost_rank():
+    assert distributed.lost_rank(RuntimeError("Horovod has been shut down."), distributed.SingleProcess()) is None

@@ -182,6 +182,14 @@ def lost_host_message(error, hosts, rank: int, resolve=_resolve, probe=reachable
             f"every host is back, or without {'them' if len(lost) > 1 else 'it'} in -H")
 
 
+def lost_rank(error, dist) -> LostRankError | None:
+    """The one-line error naming the lost host when `error` is a collective failing because another
+    rank went away (is_lost_rank_error), else None."""
+    if dist.horovod and is_lost_rank_error(error):
+        return LostRankError(lost_host_message(error, dist.hosts, dist.rank))
+    return None
+
+
 def init_distributed():
     """Horovod when this process was started by horovodrun/mpirun and Horovod imports; else one process."""
     if not any(name in os.environ for name in LAUNCHER_ENV):
