@@ -15,7 +15,8 @@ Exit status: 0 done; 2 bad input (one line says what and why); 3 the loss or the
 non-finite (nothing non-finite was saved); 74 a file could not be written (a full disk); 75 stopped by
 SIGTERM or Ctrl-C after writing a checkpoint (run the same command to continue); 69 a rank of a
 multi-host job was lost (one line names its host; the same command resumes); 130 a second Ctrl-C
-stopped it at once.
+stopped it at once. Under an elastic horovodrun (--min-np/--max-np/--host-discovery-script) training
+carries on instead when workers come and go (README, "Many machines"; --elastic_commit_steps).
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ Extensions, each off (or at the original's behaviour) by default:
   * `nn_dtype`: precision of the coupling networks' convolutions (bfloat16 or float16 where the hardware
     has fast kernels for them); the flow, its log-determinants and the weights stay float32.
   * training-loop options of train.py: `eval_ema`, `resume`, `max_steps`, `jit_compile`,
-    `save_interval_minutes`, and `skip_corrupt_records` (training skips and counts the damaged records
-    of TFRecord data instead of stopping; data_loaders.tfrecords).
+    `save_interval_minutes`, `skip_corrupt_records` (training skips and counts the damaged records
+    of TFRecord data instead of stopping; data_loaders.tfrecords) and `elastic_commit_steps` (how often an
+    elastic job commits its state; glow_tf.training.elastic).
 
 Per-problem defaults (image size, classes) come from the problem registry, data_loaders.problems.
 """
@@ -121,6 +122,9 @@ class HParams:
     skip_corrupt_records: bool = _flag(False, "skip the damaged records of TFRecord training data (the rest of a "
                                               "damaged file) instead of stopping: each is printed on stderr and "
                                               "counted; validation still stops")
+    elastic_commit_steps: int = _flag(50, "under an elastic horovodrun: commit the training state to memory "
+                                          "every N steps (what a lost worker costs at most; each commit "
+                                          "copies the weights, optimizer slots and Polyak shadows)")
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -171,6 +175,8 @@ class HParams:
             (self.weight_y >= 0, f"weight_y={self.weight_y} must be >= 0"),
             (self.max_steps is None or self.max_steps > 0, f"max_steps={self.max_steps} must be positive"),
             (self.anchor_size > 0, f"anchor_size={self.anchor_size} must be positive"),
+            (self.elastic_commit_steps >= 1,
+             f"elastic_commit_steps={self.elastic_commit_steps} must be >= 1"),
             (self.save_interval_minutes >= 0,
              f"save_interval_minutes={self.save_interval_minutes} must be >= 0 (0: save every epoch only)"),
         ]

@@ -145,9 +145,9 @@ HOROVOD_HELPER = textwrap.dedent("""
     distributed.init_distributed = init_distributed
 
     real_start = trainer.Trainer.start
-    def start(self, *args):
+    def start(self, *args, **kwargs):
         trainers.append(self)
-        return real_start(self, *args)
+        return real_start(self, *args, **kwargs)
     trainer.Trainer.start = start
 
     code = train.main(argv)

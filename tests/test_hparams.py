@@ -37,6 +37,7 @@ def test_derived_values():
     ({"lr": 0.0}, "lr=0.0 must be positive"),
     ({"optimizer": "sgd"}, "optimizer='sgd' is not one of adamax, adam, adam2"),
     ({"save_interval_minutes": -1.0}, "save_interval_minutes=-1.0 must be >= 0"),
+    ({"elastic_commit_steps": 0}, "elastic_commit_steps=0 must be >= 1"),
     ({"n_batch_init": 1, "image_size": 64, "problem": "celeba", "n_levels": 3}, "n_batch_init=1"),
 ])
 def test_bad_values_raise_a_config_error_naming_them(overrides, message):

@@ -61,6 +61,29 @@ def test_a_lock_from_another_host_is_stale_only_once_its_heartbeat_stops(tmp_pat
     assert "has not been renewed for" in warnings[0]
 
 
+def test_a_lock_of_the_same_horovodrun_job_passes_to_its_new_rank_0_and_no_other_job_gets_it(tmp_path):
+    path = tmp_path / "train.lock"
+    # Rank 0 of an elastic job on another host holds the lock, renewed just now.
+    path.write_text(json.dumps({"host": "node2", "pid": 4242, "started": "now", "job": "10.0.0.1:4000"}))
+    with pytest.raises(ConfigError, match="pid 4242 on host node2"):
+        RunLock(str(tmp_path), job="10.0.0.1:5000").check()  # another job's rank: refused
+    with pytest.raises(ConfigError, match="pid 4242 on host node2"):
+        RunLock(str(tmp_path)).acquire()  # a plain train.py: refused
+    RunLock(str(tmp_path), job="10.0.0.1:4000").check()  # a worker of the same job joining: fine
+    warnings = []
+    lock = RunLock(str(tmp_path), warn=warnings.append, job="10.0.0.1:4000")
+    lock.acquire()  # the job's new rank 0 takes it over at once, without a warning
+    try:
+        assert warnings == []
+        info = json.loads(path.read_text())
+        assert (info["pid"], info["host"], info["job"]) == (os.getpid(), socket.gethostname(), "10.0.0.1:4000")
+    finally:
+        lock.release()
+    assert runfiles.job_id({"HOROVOD_GLOO_RENDEZVOUS_ADDR": "10.0.0.1", "HOROVOD_GLOO_RENDEZVOUS_PORT": "4000"}) \
+        == "10.0.0.1:4000"
+    assert runfiles.job_id({}) is None
+
+
 def test_a_running_holder_renews_its_lock(tmp_path, monkeypatch):
     monkeypatch.setattr(runfiles, "HEARTBEAT_S", 0.05)
     with RunLock(str(tmp_path)):

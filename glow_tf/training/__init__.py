@@ -4,6 +4,7 @@
     steps.py        the compiled training and validation steps
     optim.py        the original's Adam/Adamax/adam2 and Polyak average
     distributed.py  Horovod, or one process with the same interface
+    elastic.py      an elastic job's in-memory state and its loop across workers that come and go
     checkpoints.py  where checkpoints live, which one to trust, whether it fits a model
     trainer.py      model + optimizer + checkpoints of one run: start, save, validate, sample
     loop.py         the epochs, in phases: train, validate and save, sample and log

@@ -20,6 +20,13 @@ from glow_tf.errors import GlowError
 from glow_tf.training.optim import tf_variable
 
 LAUNCHER_ENV = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+ELASTIC_ENV = "HOROVOD_ELASTIC"  # horovodrun sets it to 1 for the workers of an elastic job
+
+
+def elastic_requested(env=os.environ) -> bool:
+    """Whether this process is a worker of an elastic horovodrun job (--min-np/--max-np/
+    --host-discovery-script): then train.py trains elastically (glow_tf.training.elastic)."""
+    return env.get(ELASTIC_ENV, "0").strip() not in ("", "0")
 
 
 class SingleProcess:
@@ -27,6 +34,7 @@ class SingleProcess:
 
     rank, size, local_rank = 0, 1, 0
     horovod = False
+    elastic = False
 
     def allreduce_mean(self, tensors):
         return list(tensors)
@@ -49,17 +57,35 @@ class HorovodProcess:
 
     horovod = True
 
-    def __init__(self, hvd):
+    def __init__(self, hvd, elastic: bool = False):
         self.hvd = hvd
+        self.elastic = elastic
         for line in multihost_warnings(os.environ, socket.gethostname(), _resolve):
             warn(line)
         hvd.init()
-        self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+        self.refresh()
+        self.hosts = []
+        if elastic:  # no collective before the elastic state's first sync, where a joiner meets the others
+            return
         # Every rank's host name as the launcher named it (-H), to name a lost host (lost_host_message).
         name = os.environ.get("HOROVOD_HOSTNAME") or socket.gethostname()
         encoded = np.frombuffer(name.encode()[:_NAME_BYTES].ljust(_NAME_BYTES, b"\0"), np.uint8)
         gathered = self.allgather(encoded[None, :])
         self.hosts = [bytes(row).rstrip(b"\0").decode(errors="replace") for row in gathered]
+
+    def refresh(self) -> None:
+        """Read this worker's rank, the job's size and the local rank (again, after an elastic reset)."""
+        self.rank, self.size, self.local_rank = self.hvd.rank(), self.hvd.size(), self.hvd.local_rank()
+
+    def reset(self) -> None:
+        """Restart Horovod over the elastic job's current workers (hvd.elastic's reset), then refresh."""
+        self.hvd.shutdown()
+        self.hvd.init()
+        self.refresh()
+
+    def broadcast_object(self, obj):
+        """A picklable object from rank 0 to every rank."""
+        return self.hvd.broadcast_object(obj, root_rank=0)
 
     def allreduce_mean(self, tensors):
         # One allreduce per tensor, as the original and DistributedGradientTape's default do; Horovod's
@@ -184,8 +210,8 @@ def lost_host_message(error, hosts, rank: int, resolve=_resolve, probe=reachable
 
 def lost_rank(error, dist) -> LostRankError | None:
     """The one-line error naming the lost host when `error` is a collective failing because another
-    rank went away (is_lost_rank_error), else None."""
-    if dist.horovod and is_lost_rank_error(error):
+    rank went away (is_lost_rank_error), else None (also in an elastic job, which carries on instead)."""
+    if dist.horovod and not dist.elastic and is_lost_rank_error(error):
         return LostRankError(lost_host_message(error, dist.hosts, dist.rank))
     return None
 
@@ -199,7 +225,7 @@ def init_distributed():
     except ImportError as err:
         raise DistributedError(f"launched as one of several ranks but horovod.tensorflow does not import "
                                f"({err}); run scripts/install_horovod.sh or `make install`") from None
-    return HorovodProcess(hvd)
+    return HorovodProcess(hvd, elastic=elastic_requested())
 
 
 def configure_devices(dist) -> str | None:

@@ -84,13 +84,16 @@ def prepare(hps: HParams, dist) -> Plan:
     say = warn if chief else _silent
     logdir = os.path.abspath(hps.logdir)
     runfiles.check_logdir(hps.logdir)
-    lock = None if hps.inference else runfiles.RunLock(logdir, say)
+    elastic = getattr(dist, "elastic", False)
+    lock = None if hps.inference else runfiles.RunLock(logdir, say, job=runfiles.job_id() if elastic else None)
     if lock is not None:
         lock.check()
     resume, restore = _starting_points(hps, logdir, say)
     splits = get_data(hps, dist.rank, dist.size, allow_download=False)
     if lock is None:
         return Plan(hps, splits, resume, restore)
+    if elastic:
+        return _prepare_elastic(hps, dist, splits, resume, restore, lock, say)
     # Rank 0 takes the lock; every rank learns whether it got it.
     error = None
     if chief:
@@ -104,12 +107,33 @@ def prepare(hps: HParams, dist) -> Plan:
     if hps.resume and resume is None and os.path.isdir(os.path.join(logdir, runfiles.REPLACED_DIR)):
         # A --no-resume run died before its first checkpoint: the run it replaced comes back.
         if chief:
-            runfiles.bring_back(logdir)
-            say(f"the last --no-resume run in {logdir} stopped before its first checkpoint; moved the run it "
-               f"replaced back from {runfiles.REPLACED_DIR}/ and resuming that")
+            _bring_back(logdir, say)
         dist.all_ok(True)  # every rank waits until the files are back
         plan.resume, plan.restore = _starting_points(hps, logdir, say)
     return plan
+
+
+def _prepare_elastic(hps, dist, splits, resume, restore, lock, say) -> Plan:
+    """prepare's end for a worker of an elastic job, without collectives: a worker may be joining a job
+    that is training, whose ranks meet it only at the elastic state's sync. Rank 0 takes the lock (a
+    refusal ends it, and each rank after it, with the same line); what the others found here is
+    replaced by rank 0's state at that sync."""
+    if dist.rank != 0:
+        return Plan(hps, splits, resume, restore)
+    lock.acquire()
+    plan = Plan(hps, splits, resume, restore, lock)
+    logdir = os.path.abspath(hps.logdir)
+    if hps.resume and resume is None and os.path.isdir(os.path.join(logdir, runfiles.REPLACED_DIR)):
+        _bring_back(logdir, say)
+        plan.resume, plan.restore = _starting_points(hps, logdir, say)
+    return plan
+
+
+def _bring_back(logdir: str, say) -> None:
+    """A --no-resume run died before its first checkpoint: the run it replaced comes back."""
+    runfiles.bring_back(logdir)
+    say(f"the last --no-resume run in {logdir} stopped before its first checkpoint; moved the run it "
+        f"replaced back from {runfiles.REPLACED_DIR}/ and resuming that")
 
 
 def _starting_points(hps: HParams, logdir: str, warn):
@@ -140,55 +164,148 @@ def fit(plan: Plan, dist) -> Outcome:
 
 class _Loop:
     def __init__(self, plan: Plan, dist):
-        self.hps, self.splits, self.dist = plan.hps, plan.splits, dist
+        self.hps, self.dist = plan.hps, dist
         self.plan = plan
-        self.chief = dist.rank == 0
-        self.log = print if self.chief else (lambda *a, **k: None)
         self.logdir = os.path.abspath(self.hps.logdir)
         self.trainer = Trainer(self.hps, dist, plan.splits)
         self.replaced = None  # the folder holding the run that --no-resume replaces, until our first save
         self.reporter = None
         self.lr = 0.0
+        self.p = None  # the counters (state.Progress), once training began
+        self.elastic = None  # an elastic job's in-memory state (glow_tf.training.elastic)
+        self.reset_at = None  # when the last elastic reset began, until the first step after it
+        self.last_test, self.last_save, self.tcurr = None, time.time(), time.time()
+
+    @property
+    def splits(self):
+        return self.trainer.splits
+
+    @property
+    def chief(self) -> bool:  # rank 0: it alone writes the logdir (an elastic reset may renumber ranks)
+        return self.dist.rank == 0
+
+    def log(self, *args, **kwargs) -> None:
+        if self.chief:
+            print(*args, **kwargs)
 
     # -- the phases ----------------------------------------------------------------------------------
     def run(self) -> Outcome:
-        hps, trainer = self.hps, self.trainer
-        origin = trainer.start(self.plan.resume, None if self.plan.resume else self.plan.restore)
-        self.p = trainer.state.read()
-        resumed = self.plan.resume is not None
-        if self.chief:  # nothing in the logdir was written before this point
-            if not hps.resume and runfiles.run_files(self.logdir):
-                self.replaced = runfiles.set_aside(self.logdir)
-                self.log(f"--no-resume: moved the previous run in {self.logdir} to {self.replaced}/; it is deleted "
-                         f"once this run's first checkpoint is written")
-            checkpoints.save_hparams(self.logdir, hps)
-            self.reporter = Reporter(self.logdir, hps_record(hps, self.dist, self.splits),
-                                     self.p.epoch if resumed else None)
-        self.log(hps)
-        self.log(f"Starting training ({origin}) on {self.dist.size} rank(s). Logging to {self.logdir}/")
-        self.log(CONSOLE_HEADER)
-        self.test_iter = iter(self.splits.test)
-        self.last_test, self.last_save, self.tcurr = None, time.time(), time.time()
-        stopped_by = None
+        trainer = self.trainer
+        origin = trainer.start(self.plan.resume, None if self.plan.resume else self.plan.restore,
+                               broadcast=not self.dist.elastic)
         try:
-            with StopSignals(announce=self.chief) as signals:
-                while self.p.epoch + 1 < hps.epochs and self._steps_left() > 0 and stopped_by is None:
-                    stopped_by = self.epoch(signals)
-            if stopped_by:
-                prefix = self.checkpoint()
-                self.log(f"stopped by {stopped_by} at step {self.p.step} (epoch {self.p.epoch + 1}, step "
-                         f"{self.p.epoch_step} of {trainer.train_its}); saved {prefix}; run the same command "
-                         f"to resume", flush=True)
-                # A barrier: no rank exits before rank 0 has written the checkpoint and said so, since
-                # horovodrun ends every rank as soon as one exits non-zero (75 here).
-                self.dist.all_ok(True)
-                return self._outcome(stopped_by)
-            if self.last_test is None:  # nothing left to train (e.g. resuming a finished run): just report
-                self.last_test = trainer.evaluate(self.test_iter, self.p.epoch)
-            return self._outcome(None)
+            if not self.dist.elastic:
+                return self.train(origin)
+            from glow_tf.training import elastic
+
+            self.elastic = elastic.TrainingState(trainer.variables, lambda: self.dist.size, lambda: self.dist.rank,
+                                                 self.dist.broadcast, self.dist.broadcast_object)
+            return elastic.run(self.elastic, lambda _: self.train(origin), self._reset)
         finally:
             if self.reporter is not None:
                 self.reporter.close()
+
+    def train(self, origin: str) -> Outcome:
+        """Train from the state every rank holds: at the start, and again after each elastic reset."""
+        hps, trainer = self.hps, self.trainer
+        first = self.p is None
+        if self.elastic is None:
+            self.p = trainer.state.read()
+        else:
+            self.rejoin(origin)
+        self.take_duties(first)
+        if first:
+            self.log(hps)
+            self.log(f"Starting training ({origin}) on {self.dist.size} rank(s)"
+                     f"{', elastic' if self.elastic else ''}. Logging to {self.logdir}/")
+            self.log(CONSOLE_HEADER)
+        self.test_iter = iter(self.splits.test)  # every pass reads the first test_its batches afresh
+        stopped_by = None
+        with StopSignals(announce=self.chief) as signals:
+            while self.p.epoch + 1 < hps.epochs and self._steps_left() > 0 and stopped_by is None:
+                stopped_by = self.epoch(signals)
+        if stopped_by:
+            prefix = self.checkpoint()
+            self.log(f"stopped by {stopped_by} at step {self.p.step} (epoch {self.p.epoch + 1}, step "
+                     f"{self.p.epoch_step} of {trainer.train_its}); saved {prefix}; run the same command "
+                     f"to resume", flush=True)
+            # A barrier: no rank exits before rank 0 has written the checkpoint and said so, since
+            # horovodrun ends every rank as soon as one exits non-zero (75 here).
+            self.dist.all_ok(True)
+            return self._outcome(stopped_by)
+        if self.last_test is None:  # nothing left to train (e.g. resuming a finished run): just report
+            self.last_test = trainer.evaluate(self.test_iter, self.p.epoch)
+        return self._outcome(None)
+
+    def take_duties(self, first: bool) -> None:
+        """Rank 0's part: the logdir's files and its lock. At the first start it sets a replaced run
+        aside (--no-resume); in an elastic job the duties follow rank 0, and the logs are reopened at
+        every reset, dropping the lines of epochs that the restored state has yet to train."""
+        if not self.chief:
+            if self.reporter is not None:  # this process was rank 0 before the reset
+                self.reporter.close()
+                self.reporter = None
+            return
+        hps = self.hps
+        if first and self.plan.lock is not None and not hps.resume and self.p.step == 0 \
+                and runfiles.run_files(self.logdir):  # nothing in the logdir was written before this point
+            self.replaced = runfiles.set_aside(self.logdir)
+            self.log(f"--no-resume: moved the previous run in {self.logdir} to {self.replaced}/; it is deleted "
+                     f"once this run's first checkpoint is written")
+        if self.plan.lock is None:  # rank 0 of an elastic job whose rank 0 left: the lock is its now
+            self.plan.lock = runfiles.RunLock(self.logdir, warn, job=runfiles.job_id())
+            self.plan.lock.acquire()
+        checkpoints.save_hparams(self.logdir, hps)
+        if self.reporter is not None:
+            self.reporter.close()
+        resumed = self.plan.resume is not None or not first
+        self.reporter = Reporter(self.logdir, hps_record(hps, self.dist, self.splits),
+                                 self.p.epoch if resumed else None)
+
+    # -- an elastic job's resets ---------------------------------------------------------------------
+    def _reset(self) -> None:
+        if self.reset_at is None:
+            self.reset_at = time.time()
+        self.dist.reset()
+
+    def rejoin(self, origin: str) -> None:
+        """After the elastic state's sync, continue from it as rank dist.rank of dist.size ranks.
+
+        Batch semantics are the original's: the per-rank batch stays, so the global batch follows the
+        job's size, and an epoch still counts n_train images: `train_its`, beta2 (optimizer and Polyak
+        average) and the rank seeds are those of the new size, and the steps done in the current epoch
+        are converted to steps of the new size (to the nearest step). Every rank reads its new shard
+        from where a job of the new size would stand after the same number of images.
+        """
+        from data_loaders import get_data
+
+        trainer, dist = self.trainer, self.dist
+        trainer.check_initialized(origin)
+        before, p = self.p, trainer.state.read()
+        committed = self.elastic.committed.get("size", dist.size)
+        if committed != dist.size:
+            steps = int(round(p.epoch_step * committed / dist.size))
+            # The epoch's sums are kept per step of the new size, so that its train.txt line stays a mean.
+            p.epoch_stats = p.epoch_stats * (steps / p.epoch_step) if p.epoch_step else p.epoch_stats
+            p.epoch_step = steps
+            p.data_batches = p.n_images // (dist.size * self.splits.local_batch_train)
+        moved = trainer.topology != (dist.rank, dist.size)
+        if moved:
+            trainer.adopt(get_data(self.hps, dist.rank, dist.size, allow_download=False))
+        trainer.state.write(p)
+        if moved or before is None or before.step != p.step:
+            trainer.position_stream(p.data_batches)
+        self.p = p
+        if before is not None:
+            self.log(f"elastic: {dist.size} rank(s) (the last commit was made by {committed}); continuing from "
+                     f"step {p.step}, redoing the {before.step - p.step} step(s) done since that commit",
+                     flush=True)
+
+    def commit(self) -> None:
+        """An elastic job's in-memory commit of the state, counters included (may raise Horovod's
+        HostsUpdatedInterrupt: the hosts changed, and every rank resets here)."""
+        self.trainer.state.write(self.p)
+        self.elastic.commit()
 
     def epoch(self, signals) -> Optional[str]:
         """One epoch (or what is left of it): train, then validate, sample, report and save at its end.
@@ -233,6 +350,8 @@ class _Loop:
         if best:
             self.checkpoint(best=True)  # the original's only checkpoint, model_best_loss
         self.checkpoint()
+        if self.elastic is not None:
+            self.commit()  # an epoch's reports and checkpoint are not done twice
         return None
 
     def train_steps(self, epoch: int, signals):
@@ -248,7 +367,8 @@ class _Loop:
                 t = time.time()
                 x, y = self._next_batch()
                 wants = {"stop": signals.requested,
-                         "save": interval > 0 and time.time() - self.last_save >= interval}
+                         "save": interval > 0 and time.time() - self.last_save >= interval,
+                         "hosts": self.elastic is not None and self.elastic.hosts_pending}
                 flags = np.array([wants[name] for name in FLAGS], np.float32)
                 seed = tf.constant([trainer.noise_seed, p.step], tf.int64)
                 out = trainer.train_step(x, y, tf.constant(self.lr, tf.float32), seed, tf.constant(flags)).numpy()
@@ -266,10 +386,16 @@ class _Loop:
                 p.epoch_stats = p.epoch_stats + stats
                 bar.update(1)
                 bar.set_postfix(loss=f"{stats[0]:.4f}", lr=f"{self.lr:.2e}", refresh=False)
+                if self.reset_at is not None:
+                    self.log(f"elastic: training continued at step {p.step}, {time.time() - self.reset_at:.1f} s "
+                             f"after the job's workers changed", flush=True)
+                    self.reset_at = None
                 if requests["stop"]:
                     return done, signals.received or "a signal to another rank"
                 if requests["save"] and done < todo:
                     self.checkpoint()
+                if self.elastic is not None and (requests["hosts"] or p.step % hps.elastic_commit_steps == 0):
+                    self.commit()
         finally:
             bar.close()
         return todo, None

@@ -70,12 +70,24 @@ def _process_start(pid: int) -> Optional[float]:
         return -1.0
 
 
-class RunLock:
-    """`train.lock` in a logdir; `acquire` refuses while another live run holds it."""
+def job_id(env=os.environ) -> Optional[str]:
+    """What names one horovodrun job on every host: its rendezvous server's address and port (None
+    outside a Horovod job). The workers of an elastic job share the logdir's lock through it."""
+    addr, port = env.get("HOROVOD_GLOO_RENDEZVOUS_ADDR"), env.get("HOROVOD_GLOO_RENDEZVOUS_PORT")
+    return f"{addr}:{port}" if addr and port else None
 
-    def __init__(self, logdir: str, warn=warn):
+
+class RunLock:
+    """`train.lock` in a logdir; `acquire` refuses while another live run holds it.
+
+    `job` (job_id) marks a lock that the job's rank 0 holds for all its ranks: a lock of the same job is
+    never refused, and `acquire` takes it over at once (an elastic job whose rank 0 left).
+    """
+
+    def __init__(self, logdir: str, warn=warn, job: Optional[str] = None):
         self.path = os.path.join(logdir, LOCK_FILE)
         self.warn = warn
+        self.job = job
         self.host, self.pid = socket.gethostname(), os.getpid()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -97,6 +109,8 @@ class RunLock:
 
     def _holder_is_gone(self, info: dict) -> Optional[str]:
         """Why the lock's holder is gone (a reason for the warning), or None when it may still run."""
+        if self.job and info.get("job") == self.job:
+            return "it belongs to this job, whose rank 0 it was"
         if info.get("host") == self.host and isinstance(info.get("pid"), int):
             start = _process_start(info["pid"])
             if start is None:
@@ -118,6 +132,9 @@ class RunLock:
         if holder is not None and self._holder_is_gone(holder) is None:
             raise self._in_use(holder)
 
+    def _ours(self, info: dict) -> bool:
+        return bool(self.job) and info.get("job") == self.job
+
     def _in_use(self, holder: dict) -> ConfigError:
         return ConfigError(
             f"{os.path.dirname(self.path)} is in use by another train.py ({self._describe(holder)}); wait for "
@@ -125,7 +142,7 @@ class RunLock:
 
     def acquire(self) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        info = {"host": self.host, "pid": self.pid, "process_start": _process_start(self.pid),
+        info = {"host": self.host, "pid": self.pid, "process_start": _process_start(self.pid), "job": self.job,
                 "started": datetime.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv}
         for _ in range(5):
             try:
@@ -144,7 +161,8 @@ class RunLock:
                 except FileNotFoundError:
                     continue
                 os.remove(stale)
-                self.warn(f"took over the lock of a run that is gone ({self._describe(holder)}: {gone})")
+                if not self._ours(holder):
+                    self.warn(f"took over the lock of a run that is gone ({self._describe(holder)}: {gone})")
                 continue
             except OSError as err:
                 raise write_error(self.path, err) from None

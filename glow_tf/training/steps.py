@@ -11,8 +11,9 @@ import tensorflow as tf
 from glow_tf.training.optim import tf_variable
 from glow_tf.training.state import STATS
 
-# Requests a rank can make of all ranks with a step (see train_step).
-FLAGS = ("stop", "save")
+# Requests a rank can make of all ranks with a step (see train_step): stop (a signal), save (its save
+# interval passed), hosts (an elastic job's hosts changed: commit now, so that every rank resets there).
+FLAGS = ("stop", "save", "hosts")
 
 
 def make_steps(model, optimizer, ema, dist, hps):

@@ -31,18 +31,16 @@ class Trainer:
     """Holds the model, optimizer, Polyak average, counters and checkpoints of one run."""
 
     def __init__(self, hps: HParams, dist, splits):
-        self.hps, self.dist, self.splits = hps, dist, splits
-        self.is_chief = dist.rank == 0
+        self.hps, self.dist = hps, dist
         self.logdir = os.path.abspath(hps.logdir)
-        self.train_its = hps.train_its(dist.size)
-        self.beta2 = hps.beta2(dist.size)
+        beta2 = hps.beta2(dist.size)
         self.model = Glow(hps)
         self.trainable = list(self.model.trainable_variables)
         # Optimizer slots and Polyak shadows exist from the start, so one broadcast covers them, and the
         # shadows start from the pre-init values as the original's did (optim.py, polyak).
-        self.optimizer = GlowOptimizer(self.trainable, hps.optimizer, beta1=hps.beta1, beta2=self.beta2,
+        self.optimizer = GlowOptimizer(self.trainable, hps.optimizer, beta1=hps.beta1, beta2=beta2,
                                        weight_decay=hps.weight_decay, allreduce_mean=dist.allreduce_mean)
-        self.ema = PolyakAverage(self.trainable, self.beta2)
+        self.ema = PolyakAverage(self.trainable, beta2)
         self.state = TrainState()
         self.objects = {"model": self.model, "optimizer": self.optimizer, "ema": self.ema, "state": self.state}
         self.checkpoint = tf.train.Checkpoint(**self.objects)
@@ -50,22 +48,51 @@ class Trainer:
         self.ckpt_dir = os.path.join(self.logdir, CHECKPOINT_DIR)
         self.best_dir = os.path.join(self.logdir, BEST_DIR)
         self._managers = None
+        self.position_dir = os.path.join(self.ckpt_dir, "data_position")
+        self.all_finite = make_finite_check(self.model.variables + self.optimizer.variables + self.ema.variables)
+        self.train_iter = None
+        self.adopt(splits)
+
+    def adopt(self, splits) -> None:
+        """Take up this rank's part of a job of dist.size ranks, reading `splits` (its shards): at the
+        start, and after an elastic job changed size. Everything that depends on the rank or the size is
+        set here: the steps per epoch, beta2 (a constant of the compiled step, so the steps are compiled
+        again), the rank seed and the key of the saved stream positions. The stream itself is positioned
+        by `start` or `position_stream`."""
+        hps, dist = self.hps, self.dist
+        self.splits = splits
+        self.is_chief = dist.rank == 0
+        self.topology = (dist.rank, dist.size)
+        self.train_its = hps.train_its(dist.size)
+        self.beta2 = self.optimizer.beta2 = self.ema.decay = hps.beta2(dist.size)
         # Each rank's training-stream position is saved beside the latest checkpoints, under a key naming
         # everything that defines the stream (data_loaders.position).
-        self.position_dir = os.path.join(self.ckpt_dir, "data_position")
         self.position_key = position_key(dist.rank, dist.size, spec=repr(splits.train.element_spec),
                                          local_batch=splits.local_batch_train,
                                          **{k: getattr(hps, k) for k in DATA_FIELDS})
         self.train_step, self.test_step = make_steps(self.model, self.optimizer, self.ema, dist, hps)
-        self.all_finite = make_finite_check(self.model.variables + self.optimizer.variables + self.ema.variables)
         # The training noise of step t on this rank is a function of (noise_seed, t) alone, so that a
         # resumed run continues the uninterrupted run's noise (and the validation's, see evaluate).
         self.noise_seed = rank_seed(hps.seed, dist.rank, dist.size)
-        self.train_iter = None
+
+    @property
+    def variables(self) -> list:
+        """Everything a run's state is: weights, optimizer state, Polyak shadows, the loop's counters."""
+        return self.model.variables + self.optimizer.variables + self.ema.variables + self.state.all
+
+    def position_stream(self, batches: int) -> str:
+        """A new training stream, continuing where this rank's stands after `batches` batches; how."""
+        step = int(self.state.step.numpy())
+        self.train_iter, how = resume_position(self.splits.train, self.position_dir, self.position_key,
+                                               step, batches)
+        return how
 
     # -- start: resume, restore or data-dependent init, then broadcast ------------------------------
-    def start(self, resume_path, restore_path) -> str:
-        """Bring every rank to the same state; returns a description of where it came from."""
+    def start(self, resume_path, restore_path, broadcast: bool = True) -> str:
+        """Bring every rank to the same state; returns a description of where it came from.
+
+        Without `broadcast` (an elastic job, whose state's first sync broadcasts instead) only this
+        rank's part is done, and `check_initialized` is left to the caller."""
         if resume_path:
             checkpoints.restore(resume_path, self.objects, "the checkpoint to resume", root=self.checkpoint)
             if self.is_chief:  # the state file may be damaged or name a damaged checkpoint
@@ -78,19 +105,20 @@ class Trainer:
         else:
             origin = "data-dependent init"
         # Every rank takes the same number of batches from its stream; each continues its own.
-        step, batches = int(self.state.step.numpy()), int(self.state.data_batches.numpy())
-        self.train_iter, how = resume_position(self.splits.train, self.position_dir, self.position_key,
-                                               step, batches)
+        how = self.position_stream(int(self.state.data_batches.numpy()))
         if resume_path:
             origin += f"; data position {how}"
         if not resume_path and not restore_path:
             self.initialize()
-        # Rank 0's values everywhere: its init statistics, random inits, permutations (train.py).
-        self.dist.broadcast(self.model.variables + self.optimizer.variables + self.ema.variables
-                            + self.state.all)
+        if broadcast:
+            # Rank 0's values everywhere: its init statistics, random inits, permutations (train.py).
+            self.dist.broadcast(self.variables)
+            self.check_initialized(origin)
+        return origin
+
+    def check_initialized(self, origin: str) -> None:
         if not self.model.initialized:
             raise ConfigError(f"{origin}: the model's ActNorm layers are still uninitialised")
-        return origin
 
     def initialize(self) -> None:
         """DDI from the first ceil(n_batch_init / local_batch) training batches, cut to local_batch_init."""
