@@ -19,10 +19,11 @@ import hashlib
 import json
 import os
 import re
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 import tensorflow as tf
 
+from data_loaders.errors import DataError
 from glow_common.errors import first_line
 
 # Bump when a pipeline's structure changes, so that states written by older code are not restored:
@@ -67,14 +68,17 @@ def _readable(prefix: str) -> None:
                          dtypes=[dtypes[n] for n in names])
 
 
-def resume_position(dataset: tf.data.Dataset, folder: str, key: str, step: int,
-                    batches: int) -> tuple[Iterator, str]:
+def resume_position(dataset: tf.data.Dataset, folder: str, key: str, step: int, batches: int,
+                    rebuild: Optional[Callable[[], tf.data.Dataset]] = None) -> tuple[Iterator, str]:
     """An iterator over `dataset` that continues where the stream stood after `batches` batches.
 
     Restores the state saved for `step` under `key` when there is one; otherwise (none saved, e.g. a
     checkpoint written before this existed, or an unreadable file) reads and drops `batches` batches.
     `dataset` must not have been iterated yet: each new iterator over a dataset with a reshuffling
-    shuffle draws a new order. Returns the iterator and how it got there, for the log.
+    shuffle draws a new order. For the same reason a state that reads back but does not fit the
+    pipeline (tf.data refuses it only while restoring) falls back to skipping only over a new copy of
+    the dataset, from `rebuild`; without one, it raises DataError. Returns the iterator and how it got
+    there, for the log.
     """
     if batches <= 0:
         return iter(dataset), "from the start"
@@ -85,9 +89,19 @@ def resume_position(dataset: tf.data.Dataset, folder: str, key: str, step: int,
         try:
             _readable(prefix)  # checked first: after a failed restore the dataset could not be reused
         except Exception as err:  # whatever the reason, skipping still gives the right stream
-            reason = f"the saved state {prefix} is unreadable ({type(err).__name__}: {first_line(str(err))})"
+            reason = f"the saved state {prefix} is unreadable ({_why(err)})"
         else:
             iterator = iter(dataset)
-            tf.train.Checkpoint(iterator=iterator).read(prefix).assert_consumed()
-            return iterator, f"restored from {prefix}"
+            try:
+                tf.train.Checkpoint(iterator=iterator).read(prefix).assert_consumed()
+                return iterator, f"restored from {prefix}"
+            except Exception as err:
+                reason = f"the saved state {prefix} does not fit this stream ({_why(err)})"
+                if rebuild is None:
+                    raise DataError(f"{reason}; remove it to resume by skipping {batches} batches") from None
+                dataset = rebuild()
     return iter(dataset.skip(batches)), f"{reason}: skipped {batches} batches"
+
+
+def _why(err: Exception) -> str:
+    return f"{type(err).__name__}: {first_line(str(err))}"

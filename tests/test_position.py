@@ -3,8 +3,10 @@
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from data_loaders.errors import DataError
 from data_loaders.position import position_key, resume_position, save_position
 from glow_tf.hparams import HParams
 from tests.data_fixtures import needs_fashion
@@ -93,3 +95,15 @@ def test_the_augmented_fashion_mnist_stream_restores_exactly(tmp_path):
     assert how.startswith("restored")
     for want in expected[7:]:
         np.testing.assert_array_equal(next(resumed)[0].numpy(), want)
+
+
+def test_a_state_that_does_not_fit_the_pipeline_skips_over_a_rebuilt_stream(tmp_path):
+    folder, key = str(tmp_path), position_key(0, 1)
+    other = iter(tf.data.Dataset.range(50).repeat().batch(4))  # another pipeline's state under this key
+    next(other)
+    prefix = save_position(other, folder, key, step=3)
+    with pytest.raises(DataError, match=f"the saved state {prefix} does not fit this stream .*skipping 3 batches"):
+        resume_position(stream(), folder, key, step=3, batches=3)
+    resumed, how = resume_position(stream(), folder, key, step=3, batches=3, rebuild=stream)
+    assert how.startswith(f"the saved state {prefix} does not fit this stream") and how.endswith("skipped 3 batches")
+    assert take(resumed, 4) == take(iter(stream()), 7)[3:]

@@ -191,8 +191,15 @@ class _Loop:
     # -- the phases ----------------------------------------------------------------------------------
     def run(self) -> Outcome:
         trainer = self.trainer
-        origin = trainer.start(self.plan.resume, None if self.plan.resume else self.plan.restore,
-                               broadcast=not self.dist.elastic)
+        if self.dist.elastic and not self.chief:
+            # A worker of an elastic job takes its whole state from rank 0 at the state's first sync, and
+            # reads nothing from the logdir: it may be joining a job that is training, whose checkpoints
+            # and data positions rank 0 and its peers are writing. (A joiner is never rank 0: Horovod
+            # numbers the hosts that stayed first.)
+            origin = "rank 0's state, at the elastic state's first sync"
+        else:
+            origin = trainer.start(self.plan.resume, None if self.plan.resume else self.plan.restore,
+                                   broadcast=not self.dist.elastic)
         try:
             if not self.dist.elastic:
                 return self.train(origin)
@@ -277,8 +284,6 @@ class _Loop:
         are converted to steps of the new size (to the nearest step). Every rank reads its new shard
         from where a job of the new size would stand after the same number of images.
         """
-        from data_loaders import get_data
-
         trainer, dist = self.trainer, self.dist
         trainer.check_initialized(origin)
         before, p = self.p, trainer.state.read()
@@ -289,11 +294,11 @@ class _Loop:
             p.epoch_stats = p.epoch_stats * (steps / p.epoch_step) if p.epoch_step else p.epoch_stats
             p.epoch_step = steps
             p.data_batches = p.n_images // (dist.size * self.splits.local_batch_train)
-        moved = trainer.topology != (dist.rank, dist.size)
-        if moved:
-            trainer.adopt(get_data(self.hps, dist.rank, dist.size, allow_download=False))
+        if trainer.topology != (dist.rank, dist.size):
+            trainer.adopt(trainer.read_data())
         trainer.state.write(p)
-        if moved or before is None or before.step != p.step:
+        # A stream to position: new shards, a worker that has none yet, or a state rolled back to the commit.
+        if trainer.train_iter is None or (before is not None and before.step != p.step):
             trainer.position_stream(p.data_batches)
         self.p = p
         if before is not None:

@@ -61,6 +61,7 @@ class Trainer:
         by `start` or `position_stream`."""
         hps, dist = self.hps, self.dist
         self.splits = splits
+        self.train_iter = None  # a stream over the new shards is positioned next
         self.is_chief = dist.rank == 0
         self.topology = (dist.rank, dist.size)
         self.train_its = hps.train_its(dist.size)
@@ -81,11 +82,22 @@ class Trainer:
         return self.model.variables + self.optimizer.variables + self.ema.variables + self.state.all
 
     def position_stream(self, batches: int) -> str:
-        """A new training stream, continuing where this rank's stands after `batches` batches; how."""
+        """A new training stream, continuing where this rank's stands after `batches` batches; how.
+
+        A seeded shuffle that reshuffles every pass draws a new order for every new iterator over the
+        same dataset, so a stream that has been read is rebuilt from the data first (get_data)."""
+        if self.train_iter is not None:
+            self.splits = self.read_data()
         step = int(self.state.step.numpy())
         self.train_iter, how = resume_position(self.splits.train, self.position_dir, self.position_key,
-                                               step, batches)
+                                               step, batches, rebuild=lambda: self.read_data().train)
         return how
+
+    def read_data(self):
+        """This rank's shards of the data (get_data), as new datasets that no iterator has read yet."""
+        from data_loaders import get_data
+
+        return get_data(self.hps, self.dist.rank, self.dist.size, allow_download=False)
 
     # -- start: resume, restore or data-dependent init, then broadcast ------------------------------
     def start(self, resume_path, restore_path, broadcast: bool = True) -> str:
